@@ -1,0 +1,193 @@
+// libloop::Loop — a JavaScript-semantics event loop: tasks, microtasks, timers and fd I/O.
+//
+// Threads. One thread runs a Loop at a time: the "loop thread" is the thread that constructed it,
+// or the one that last called attachToCurrentThread(), and only it may call run()/runOnce() and the
+// entry points marked [loop thread] (they answer Errc::WrongThread elsewhere). Entry points marked
+// [any thread] are safe from every thread, concurrently.
+//
+// One iteration (runOnce):
+//   1. due timers, earliest deadline first, equal deadlines in scheduling order;
+//   2. the tasks queued before the iteration started: internal ones, then external ones;
+//   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready);
+// and a microtask checkpoint after every single callback of 1–3: microtasks run FIFO until the
+// queue is empty or the checkpoint budget is spent (the rest run at the next checkpoint, and the
+// loop does not sleep while any are left).
+//
+// If an iteration found nothing to do it waits — up to the timeout and never past the next timer
+// deadline — then runs what woke it. Waiting uses a futex when no fd is registered (the fast path)
+// and epoll otherwise; see FastPathMode.
+#pragma once
+
+#include <libloop/metrics.h>
+#include <libloop/status.h>
+#include <libloop/task.h>
+#include <libloop/timer.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+
+namespace libloop {
+
+// fd readiness, as passed to registerFd and reported to its callback.
+namespace FdEvent {
+inline constexpr unsigned Readable = 1u << 0;
+inline constexpr unsigned Writable = 1u << 1;
+inline constexpr unsigned Error = 1u << 2;  // reported only, never requested
+inline constexpr unsigned HangUp = 1u << 3; // reported only (peer closed / EPOLLHUP / EPOLLRDHUP)
+} // namespace FdEvent
+
+using FdCallback = Function<void(int fd, unsigned events)>;
+
+// Where a failing callback ran.
+enum class CallbackKind : std::uint8_t { Task, Microtask, Timer, Fd };
+const char* callbackKindName(CallbackKind k) noexcept;
+
+// Called on the loop thread with the exception a callback let escape. The loop has already
+// restored its invariants (the timer entry is gone, the task is destroyed) and goes on after the
+// hook returns. An exception escaping the hook itself is swallowed.
+using ErrorHook = Function<void(std::exception_ptr, CallbackKind)>;
+
+inline constexpr Duration kForever = Duration::max();
+
+struct LoopOptions {
+    std::string name = "loop";
+    // Ring slots for microtasks (rounded up to a power of two, at least 2). When the ring is full,
+    // microtasks go to a FIFO overflow list; order is kept across ring and overflow.
+    std::uint32_t microtaskRingCapacity = 4096;
+    // Microtasks run per checkpoint at most. 0 means no limit (HTML's "until empty").
+    std::uint32_t microtaskBudget = 1024;
+    FastPathMode fastPath = FastPathMode::Auto;
+    // Latency histograms, rates, utilisation. Counters and gauges are always kept.
+    bool metrics = true;
+    // The window for tasksPerSecond and utilisation in snapshots.
+    Duration rateWindow = std::chrono::seconds(1);
+    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers).
+    std::uint32_t maxTimers = 1u << 24;
+    // Called for callbacks that throw; empty = one line on stderr.
+    ErrorHook errorHook;
+};
+
+struct ShutdownReport {
+    std::uint64_t tasksRun = 0;        // tasks, microtasks, due timers run by the drain
+    std::uint64_t timersCancelled = 0; // timers not yet due when the drain ended: released
+};
+
+enum class ShutdownTimers : std::uint8_t {
+    CancelPending, // run what is due now; cancel (and count) the timers not yet due
+    WaitForAll,    // keep iterating until no timer is pending (timers may not schedule new ones)
+};
+
+class Loop {
+public:
+    explicit Loop(LoopOptions options = {});
+    // Closes the loop (see close()) if it is not closed yet. Must not run while another thread is
+    // inside run()/runOnce().
+    ~Loop();
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+
+    // ---- lifecycle ----
+
+    // [loop thread] Iterates until stop() or the loop is closed. Re-entrant (a callback may call
+    // run() or runOnce(): a nested loop, as Qt's nested event loops do). stop() ends the innermost
+    // run() that sees it. NotAccepting on a closed loop.
+    Status run();
+    // [loop thread] One iteration, waiting at most `timeout` (0: never wait, kForever: until
+    // something happens) if nothing is ready. Returns the number of callbacks started (tasks,
+    // timers, fd callbacks, microtasks). Re-entrant. NotAccepting on a closed loop.
+    // A wakeUp() or stop() that arrived while nothing was waiting makes the next wait return at
+    // once (as Qt's wakeUp does); a runOnce() outside any run() consumes a pending stop().
+    Result<std::size_t> runOnce(Duration timeout = kForever);
+    // [any thread] Makes the innermost run() return after its current iteration, and a waiting
+    // runOnce() return promptly.
+    void stop() noexcept;
+    // [any thread] Wakes the loop if it is waiting (runOnce returns after at most one iteration).
+    void wakeUp() noexcept;
+    // [loop thread, or any thread when nobody runs the loop; Busy otherwise] Graceful: from the
+    // call on, submit, scheduleTimer and queueMicrotask from other threads answer NotAccepting;
+    // everything accepted before runs (tasks, microtasks, due timers; pending timers per
+    // `timers`), and so do the microtasks and submitInternal tasks that this work queues on the
+    // loop thread; then the loop is Closed. fd callbacks do not run during the drain.
+    Result<ShutdownReport> shutdown(ShutdownTimers timers = ShutdownTimers::CancelPending);
+    // [loop thread, or any thread when nobody runs the loop] Immediate: nothing more runs; every
+    // queued task, microtask, timer and fd callback is destroyed (captured objects are released),
+    // fds are unregistered (not closed). Idempotent.
+    Status close();
+    // [any thread]
+    LoopState state() const noexcept;
+    // [any thread] Makes the calling thread the loop thread. Refused (Busy) while a thread is
+    // inside run()/runOnce().
+    Status attachToCurrentThread();
+    // [any thread]
+    bool isLoopThread() const noexcept;
+    const std::string& name() const noexcept;
+
+    // ---- tasks ----
+
+    // [any thread] Queues a task (FIFO per producer). No allocation in steady state when the
+    // callable fits Task's inline buffer.
+    Status submit(Task task);
+    // [loop thread] Queues a task on the loop thread's own queue (FIFO).
+    Status submitInternal(Task task);
+    // [any thread] Queues a microtask: it runs at the next microtask checkpoint (after the current
+    // callback when called from the loop thread). FIFO per producer across ring and overflow.
+    Status queueMicrotask(Task task);
+
+    // ---- timers ----
+
+    // [any thread] Runs `task` once, no earlier than `delay` from now. delay ≤ 0 means "due now"
+    // (it still runs as a timer, in a later timer phase, never synchronously). A delay so large
+    // that now + delay overflows is clamped to the furthest representable deadline (never fires
+    // in practice). From another thread the timer is inserted into the heap by the loop thread.
+    Result<TimerId> scheduleTimer(Duration delay, Task task);
+    // [any thread] As above with an absolute deadline on Clock.
+    Result<TimerId> scheduleTimerAt(TimePoint deadline, Task task);
+    // [any thread] True when the timer was pending and now will never start. False for an
+    // unknown, already started, already finished or already cancelled id. Cancelling from inside
+    // the timer's own callback answers false (it already started). O(log n) on the loop thread;
+    // from another thread the callback's release happens on the loop thread shortly after.
+    bool cancelTimer(TimerId id) noexcept;
+    // [any thread] The deadline of a pending timer, or Errc::NotFound.
+    Result<TimePoint> timerDeadline(TimerId id) const noexcept;
+    // [any thread] Pending timers (the heap's size as the loop thread last updated it).
+    std::size_t pendingTimers() const noexcept;
+
+    // ---- fds ----
+
+    // [loop thread] Watches `fd` (level-triggered) for `events` (Readable|Writable, not 0).
+    // One registration per fd (AlreadyExists otherwise). Refused with FastPathConflict while the
+    // fast path is Forced. Errors and hang-ups are always reported.
+    Status registerFd(int fd, unsigned events, FdCallback callback);
+    // [loop thread] Changes the watched events (0 = keep registered, watch nothing).
+    Status modifyFd(int fd, unsigned events);
+    // [loop thread] Stops watching `fd` and destroys its callback (also from inside it). An fd
+    // that was already closed is fine: it is forgotten without error.
+    Status unregisterFd(int fd);
+    // [any thread]
+    std::size_t registeredFds() const noexcept;
+
+    // ---- fast path ----
+
+    // [any thread] Changes the mode; the loop re-evaluates how it waits within one iteration.
+    // Forced while fds are registered answers FastPathConflict and changes nothing. No queued or
+    // concurrently queued work is stranded by a change.
+    Status setFastPathMode(FastPathMode mode);
+    FastPathMode fastPathMode() const noexcept;
+
+    // ---- metrics and hooks ----
+
+    // [any thread] Never blocks the loop; cost is independent of the number of samples.
+    MetricsSnapshot snapshot() const;
+    // [loop thread]
+    void setErrorHook(ErrorHook hook);
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> d_;
+};
+
+} // namespace libloop

@@ -1,0 +1,934 @@
+// The loop: one iteration ("tick"), the sleep handshake, timers, fds and the lifecycle.
+//
+// Invariants (loop thread unless stated):
+// - Every accepted unit of work is in exactly one place: the ingress, the local queue, the
+//   microtask ring/overflow, the timer heap, the slab's remote insert list, or a local variable
+//   of the frame that is running it. close() empties every place; nothing is run twice because a
+//   callback is always moved out of its place before it is invoked.
+// - A callback may re-enter (runOnce/run/close/shutdown/unregisterFd ...). Therefore no frame
+//   keeps a reference into a container across a callback; it re-reads state afterwards, and
+//   stops as soon as closed_ is set.
+// - Timers: a slot is in the heap iff its phase is Pending or CancelledRemote and the loop has
+//   processed its insert. pendingTimers_ counts Pending slots (in the heap or not yet inserted).
+#include <libloop/loop.h>
+
+#include "clock.h"
+#include "ingress.h"
+#include "local_queue.h"
+#include "metrics.h"
+#include "microtask_ring.h"
+#include "poller_epoll.h"
+#include "timer_heap.h"
+#include "timer_slab.h"
+#include "wakeup.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+namespace libloop {
+
+using namespace detail;
+
+namespace {
+
+constexpr std::uint64_t kWakeFdData = UINT64_MAX;
+constexpr int kMaxEvents = 256;
+
+// mode (low 8 bits) and registered fd count (the rest) in one word, so "Forced" and "an fd is
+// registered" can be refused against each other atomically from different threads.
+constexpr std::uint64_t modeOf(std::uint64_t w) noexcept {
+    return w & 0xff;
+}
+constexpr std::uint64_t fdsOf(std::uint64_t w) noexcept {
+    return w >> 8;
+}
+
+std::uint32_t toEpoll(unsigned events) noexcept {
+    std::uint32_t e = 0;
+    if (events & FdEvent::Readable)
+        e |= EPOLLIN | EPOLLRDHUP;
+    if (events & FdEvent::Writable)
+        e |= EPOLLOUT;
+    return e;
+}
+
+unsigned fromEpoll(std::uint32_t e) noexcept {
+    unsigned r = 0;
+    if (e & (EPOLLIN | EPOLLPRI))
+        r |= FdEvent::Readable;
+    if (e & EPOLLOUT)
+        r |= FdEvent::Writable;
+    if (e & EPOLLERR)
+        r |= FdEvent::Error;
+    if (e & (EPOLLHUP | EPOLLRDHUP))
+        r |= FdEvent::HangUp;
+    return r;
+}
+
+void yieldSpin() noexcept {
+    std::this_thread::yield();
+}
+
+} // namespace
+
+struct Loop::Impl {
+    struct FdEntry {
+        FdCallback callback;
+        unsigned events = 0;
+        std::uint32_t gen = 0;
+        bool registered = false;
+        bool inEpoll = false;
+    };
+
+    explicit Impl(LoopOptions o)
+        : opts(std::move(o)), micro(opts.microtaskRingCapacity), slab(opts.maxTimers),
+          rate(opts.rateWindow.count()) {
+        owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+        modeAndFds.store(std::uint64_t(opts.fastPath), std::memory_order_relaxed);
+        if (poller.valid() && wake.valid())
+            poller.add(wake.eventFd(), EPOLLIN, kWakeFdData);
+        const std::int64_t now = monotonicNs();
+        lastMarkNs = now;
+        rate.maybeSample(now, 0, 0, 0);
+    }
+
+    ~Impl() { closeNow(); }
+
+    // ---- threads ----
+    bool isLoopThread() const noexcept {
+        return owner.load(std::memory_order_acquire) == std::this_thread::get_id();
+    }
+    // shutdown/close: the loop thread, or anyone while nobody runs the loop.
+    Status mayOperate() const noexcept {
+        if (isLoopThread())
+            return {};
+        return runners.load(std::memory_order_acquire) == 0 ? Status{} : Status{Errc::Busy};
+    }
+
+    // ---- callbacks ----
+    template <class F> void invoke(F&& f, CallbackKind kind) noexcept {
+        try {
+            f();
+        } catch (...) {
+            callbackErrors.add();
+            report(std::current_exception(), kind);
+        }
+    }
+
+    void report(std::exception_ptr ep, CallbackKind kind) noexcept {
+        try {
+            if (opts.errorHook) {
+                opts.errorHook(ep, kind);
+                return;
+            }
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "libloop[%s]: a %s callback threw: %s\n", opts.name.c_str(),
+                             callbackKindName(kind), e.what());
+            } catch (...) {
+                std::fprintf(stderr, "libloop[%s]: a %s callback threw a non-std exception\n",
+                             opts.name.c_str(), callbackKindName(kind));
+            }
+        } catch (...) {
+            // An exception escaping the hook is swallowed: the loop must go on.
+        }
+    }
+
+    // ---- microtasks ----
+    std::size_t checkpoint() {
+        const std::uint32_t budget = opts.microtaskBudget;
+        std::size_t n = 0;
+        Task t;
+        while (!closed && (budget == 0 || n < budget) && micro.pop(t)) {
+            ++n;
+            invoke(t, CallbackKind::Microtask);
+            t.reset();
+        }
+        if (n) {
+            microtasksRun.add(n);
+            if (budget && n == budget && micro.pending())
+                budgetHits.add();
+        }
+        return n;
+    }
+
+    // ---- tasks ----
+    void runTask(QueuedTask& qt) {
+        if (opts.metrics) {
+            const std::int64_t start = monotonicNs();
+            taskLatency.record(std::uint64_t(start > qt.enqueuedNs ? start - qt.enqueuedNs : 0));
+        }
+        invoke(qt.task, CallbackKind::Task);
+        qt.task.reset();
+        tasksRun.add();
+        checkpoint();
+    }
+
+    // The tasks queued when the phase began (later ones wait for the next iteration, so a task
+    // that queues a task cannot keep one iteration going forever).
+    std::size_t runTasks() {
+        std::size_t n = 0;
+        QueuedTask qt;
+        for (std::size_t i = local.size(); i > 0 && !closed && local.pop(qt); --i, ++n)
+            runTask(qt);
+        internalQueue.set(local.size());
+        for (std::uint64_t i = ingress.size(); i > 0 && !closed && ingress.pop(qt); --i, ++n)
+            runTask(qt);
+        return n;
+    }
+
+    std::int64_t enqueueStamp() const noexcept { return opts.metrics ? monotonicNs() : 0; }
+
+    // ---- timers ----
+    void heapChanged() noexcept { heapSize.set(heap.size()); }
+
+    void insertTimer(std::uint32_t slot) {
+        heap.push(slab.at(slot).deadline.load(std::memory_order_relaxed), timerSeq++, slot);
+        heapChanged();
+    }
+
+    // Cancels first, then inserts: an entry on the cancel list we take was pushed to the insert
+    // list before it was cancelled, so it is in the insert list we take now or was inserted
+    // earlier; freeing it cannot leave it linked in an insert list.
+    void drainRemoteTimers() {
+        const std::uint32_t cancels = slab.takeCancels();
+        for (std::uint32_t s = slab.takeInserts(); s != TimerSlab::kNone;) {
+            TimerSlab::Entry& e = slab.at(s - 1);
+            const std::uint32_t next = e.nextInsert.load(std::memory_order_relaxed);
+            if (TimerSlab::phaseOf(e.state.load(std::memory_order_acquire)) == TimerSlab::Pending)
+                insertTimer(s - 1);
+            s = next;
+        }
+        for (std::uint32_t s = cancels; s != TimerSlab::kNone;) {
+            const std::uint32_t next = slab.at(s - 1).nextCancel.load(std::memory_order_relaxed);
+            heap.remove(s - 1);
+            slab.release(s - 1);
+            s = next;
+        }
+        heapChanged();
+    }
+
+    std::size_t runDueTimers(std::int64_t now) {
+        const std::uint64_t limit = timerSeq; // timers inserted from now on wait for a later pass
+        std::size_t n = 0;
+        while (!closed && !heap.empty()) {
+            const TimerHeap::Node top = heap.top();
+            if (top.deadline > now || top.seq >= limit)
+                break;
+            heap.pop();
+            heapChanged();
+            TimerSlab::Entry& e = slab.at(top.slot);
+            std::uint64_t st = e.state.load(std::memory_order_acquire);
+            const std::uint64_t gen = TimerSlab::generationOf(st);
+            if (TimerSlab::phaseOf(st) != TimerSlab::Pending ||
+                !e.state.compare_exchange_strong(st, TimerSlab::word(gen, TimerSlab::Running),
+                                                 std::memory_order_acq_rel)) {
+                continue; // cancelled from another thread: the cancel list frees it
+            }
+            pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+            Task task = std::move(e.task);
+            if (opts.metrics) {
+                const std::int64_t start = monotonicNs();
+                timerLateness.record(
+                    std::uint64_t(start > top.deadline ? start - top.deadline : 0));
+            }
+            invoke(task, CallbackKind::Timer);
+            task.reset();
+            slab.release(top.slot);
+            timersRun.add();
+            ++n;
+            checkpoint();
+        }
+        return n;
+    }
+
+    Result<TimerId> schedule(std::int64_t deadline, Task& task) {
+        if (!task)
+            return Errc::NullCallable;
+        const bool local = isLoopThread();
+        if (!local) {
+            // Counted so that shutdown/close can wait for cross-thread schedules in flight.
+            remoteOps.fetch_add(1, std::memory_order_seq_cst);
+        }
+        struct Done {
+            Impl* d;
+            bool local;
+            ~Done() {
+                if (!local)
+                    d->remoteOps.fetch_sub(1, std::memory_order_release);
+            }
+        } done{this, local};
+        if (!accepting.load(std::memory_order_seq_cst))
+            return Errc::NotAccepting;
+        std::uint32_t slot;
+        std::uint64_t gen;
+        if (!slab.allocate(slot, gen))
+            return Errc::TooManyTimers;
+        TimerSlab::Entry& e = slab.at(slot);
+        e.task = std::move(task);
+        e.deadline.store(deadline, std::memory_order_relaxed);
+        e.scheduledNs = 0;
+        pendingTimers.fetch_add(1, std::memory_order_relaxed);
+        e.state.store(TimerSlab::word(gen, TimerSlab::Pending), std::memory_order_release);
+        if (local) {
+            insertTimer(slot);
+        } else {
+            slab.pushInsert(slot);
+            wake.notify();
+        }
+        return TimerSlab::makeId(gen, slot);
+    }
+
+    bool cancel(TimerId id) noexcept {
+        const std::uint64_t gen = TimerSlab::generationOf(id);
+        TimerSlab::Entry* e = gen ? slab.find(TimerSlab::slotOf(id)) : nullptr;
+        if (!e)
+            return false;
+        const std::uint32_t slot = TimerSlab::slotOf(id);
+        std::uint64_t expected = TimerSlab::word(gen, TimerSlab::Pending);
+        if (isLoopThread() && heap.contains(slot)) {
+            if (!e->state.compare_exchange_strong(expected,
+                                                  TimerSlab::word(gen, TimerSlab::Cancelled),
+                                                  std::memory_order_acq_rel))
+                return false;
+            pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+            heap.remove(slot);
+            heapChanged();
+            slab.release(slot);
+            return true;
+        }
+        // Another thread, or a timer scheduled from another thread that the loop has not
+        // inserted yet: the loop frees the slot when it processes the cancel list.
+        if (!e->state.compare_exchange_strong(expected,
+                                              TimerSlab::word(gen, TimerSlab::CancelledRemote),
+                                              std::memory_order_acq_rel))
+            return false;
+        pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+        slab.pushCancel(slot);
+        wake.notify();
+        return true;
+    }
+
+    // Cancels every pending timer and destroys every timer callback. Slots are not reused after
+    // this (the loop is closed), so entries still linked in remote lists stay harmless.
+    std::uint64_t releaseTimers() noexcept {
+        std::uint64_t cancelled = 0;
+        slab.takeCancels();
+        slab.takeInserts();
+        heap.clear();
+        heapChanged();
+        const std::uint32_t n = slab.slotCount();
+        for (std::uint32_t s = 0; s < n; ++s) {
+            TimerSlab::Entry& e = slab.at(s);
+            std::uint64_t st = e.state.load(std::memory_order_acquire);
+            for (;;) {
+                const auto phase = TimerSlab::phaseOf(st);
+                if (phase == TimerSlab::Pending) {
+                    const std::uint64_t gen = TimerSlab::generationOf(st);
+                    if (!e.state.compare_exchange_weak(st,
+                                                       TimerSlab::word(gen, TimerSlab::Cancelled),
+                                                       std::memory_order_acq_rel))
+                        continue;
+                    ++cancelled;
+                    pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+                    e.task.reset();
+                } else if (phase == TimerSlab::Cancelled || phase == TimerSlab::CancelledRemote) {
+                    e.task.reset();
+                }
+                break; // Running: its frame owns the moved-out callback
+            }
+        }
+        return cancelled;
+    }
+
+    // ---- fds ----
+    FdEntry* fdEntry(int fd) noexcept {
+        return fd >= 0 && std::size_t(fd) < fds.size() && fds[std::size_t(fd)].registered
+                   ? &fds[std::size_t(fd)]
+                   : nullptr;
+    }
+    std::uint64_t fdData(int fd, std::uint32_t gen) const noexcept {
+        return (std::uint64_t(gen) << 32) | std::uint32_t(fd);
+    }
+
+    std::size_t dispatchEvents(const epoll_event* evs, int count) {
+        std::size_t n = 0;
+        for (int i = 0; i < count && !closed; ++i) {
+            const std::uint64_t data = evs[i].data.u64;
+            if (data == kWakeFdData) {
+                wake.drainEventFd();
+                continue;
+            }
+            const int fd = int(std::uint32_t(data));
+            const std::uint32_t gen = std::uint32_t(data >> 32);
+            FdEntry* e = fdEntry(fd);
+            if (!e || e->gen != gen || !e->inEpoll) // unregistered or re-registered meanwhile
+                continue;
+            const unsigned revents =
+                fromEpoll(evs[i].events) & (e->events | FdEvent::Error | FdEvent::HangUp);
+            if (!revents)
+                continue;
+            // Moved out while it runs: it may unregister (then it is destroyed right after it
+            // returns) or re-register its fd; `fds` may also grow and move.
+            FdCallback cb = std::move(e->callback);
+            invoke([&] { cb(fd, revents); }, CallbackKind::Fd);
+            e = fdEntry(fd);
+            if (e && e->gen == gen && !e->callback)
+                e->callback = std::move(cb);
+            fdCallbacksRun.add();
+            ++n;
+            checkpoint();
+        }
+        return n;
+    }
+
+    void adjustFdCount(int delta) noexcept {
+        modeAndFds.fetch_add(std::uint64_t(std::int64_t(delta) * 256), std::memory_order_acq_rel);
+    }
+
+    // ---- waiting ----
+    bool fastPathNow() noexcept {
+        const std::uint64_t w = modeAndFds.load(std::memory_order_acquire);
+        const auto mode = FastPathMode(modeOf(w));
+        const bool fast =
+            mode == FastPathMode::Forced || (mode == FastPathMode::Auto && fdsOf(w) == 0);
+        if (fast != fastActive.load(std::memory_order_relaxed)) {
+            fastActive.store(fast, std::memory_order_relaxed);
+            fastTransitions.add();
+        }
+        return fast;
+    }
+
+    // seq_cst loads: the loop's half of the sleep handshake (see wakeup.h).
+    bool workPending(std::int64_t now) const noexcept {
+        return micro.pending() || ingress.headReady() || !local.empty() || slab.remotePending() ||
+               stopRequested.load(std::memory_order_seq_cst) ||
+               wakeRequested.load(std::memory_order_seq_cst) ||
+               (!heap.empty() && heap.top().deadline <= now);
+    }
+
+    void markBusy(std::int64_t now) noexcept {
+        busyNs.add(std::uint64_t(now - lastMarkNs));
+        lastMarkNs = now;
+    }
+    void markIdle(std::int64_t now) noexcept {
+        idleNs.add(std::uint64_t(now - lastMarkNs));
+        lastMarkNs = now;
+    }
+
+    // Non-blocking poll of fds (only when some are registered).
+    std::size_t pollFds() {
+        if (fastPathNow() || fdsOf(modeAndFds.load(std::memory_order_acquire)) == 0)
+            return 0;
+        epoll_event evs[kMaxEvents];
+        const int count = poller.wait(evs, kMaxEvents, 0);
+        return dispatchEvents(evs, count);
+    }
+
+    // Sleeps until work arrives, the deadline `end` passes (INT64_MAX: none), or a wake-up.
+    // Returns the fd callbacks it ran.
+    std::size_t waitForWork(std::int64_t end) {
+        for (;;) {
+            std::int64_t now = monotonicNs();
+            std::int64_t until = end;
+            if (!heap.empty() && heap.top().deadline < until)
+                until = heap.top().deadline;
+            if (until <= now)
+                return 0;
+            const std::int64_t waitNs = until == INT64_MAX ? -1 : until - now;
+            const bool fast = fastPathNow();
+            std::size_t ran = 0;
+            markBusy(now);
+            setState(LoopState::Sleeping);
+            if (fast) {
+                const std::uint32_t seen = wake.futexValue();
+                wake.beginSleep(Wakeup::Futex);
+                if (!workPending(now))
+                    wake.futexWait(seen, waitNs);
+                wake.endSleep();
+                setState(LoopState::Running);
+                markIdle(monotonicNs());
+            } else {
+                epoll_event evs[kMaxEvents];
+                wake.beginSleep(Wakeup::Epoll);
+                const int count = workPending(now) ? 0 : poller.wait(evs, kMaxEvents, waitNs);
+                wake.endSleep();
+                setState(LoopState::Running);
+                markIdle(monotonicNs());
+                ran = dispatchEvents(evs, count);
+            }
+            if (ran || closed || wakeRequested.exchange(false, std::memory_order_acq_rel) ||
+                workPending(monotonicNs()))
+                return ran;
+        }
+    }
+
+    void setState(LoopState s) noexcept {
+        const LoopState cur = state.load(std::memory_order_relaxed);
+        if (cur != LoopState::ShuttingDown && cur != LoopState::Closed)
+            state.store(s, std::memory_order_release);
+    }
+
+    // ---- one iteration ----
+    std::size_t iterate(std::int64_t timeoutNs) {
+        iterations.add();
+        std::int64_t now = monotonicNs();
+        sampleGauges(now);
+        std::size_t ran = 0;
+        drainRemoteTimers();
+        ran += checkpoint(); // microtasks queued from other threads since the last checkpoint
+        ran += runDueTimers(now);
+        ran += runTasks();
+        ran += pollFds();
+        if (ran == 0 && timeoutNs != 0 && !closed) {
+            const std::int64_t end =
+                timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
+            ran += waitForWork(end);
+            if (!closed) {
+                now = monotonicNs();
+                drainRemoteTimers();
+                ran += checkpoint();
+                ran += runDueTimers(now);
+                ran += runTasks();
+            }
+        }
+        return ran;
+    }
+
+    void sampleGauges(std::int64_t now) noexcept {
+        externalQueue.raiseMax(ingress.size());
+        ringUsed.raiseMax(micro.ringUsed());
+        overflow.raiseMax(micro.overflowSize());
+        internalQueue.set(local.size());
+        rate.maybeSample(now, callbacksTotal(), busyNs.get(), idleNs.get());
+    }
+
+    std::uint64_t callbacksTotal() const noexcept {
+        return tasksRun.get() + microtasksRun.get() + timersRun.get() + fdCallbacksRun.get();
+    }
+
+    Result<std::size_t> runOnce(std::int64_t timeoutNs) {
+        if (!isLoopThread())
+            return Errc::WrongThread;
+        if (closed)
+            return Errc::NotAccepting;
+        enter();
+        const std::size_t n = iterate(timeoutNs);
+        // A runOnce() outside any run() consumes a stop request (it returned promptly).
+        if (runDepth == 0)
+            stopRequested.store(false, std::memory_order_relaxed);
+        leave();
+        return n;
+    }
+
+    void enter() noexcept {
+        if (depth++ == 0) {
+            runners.store(1, std::memory_order_release);
+            lastMarkNs = monotonicNs();
+            setState(LoopState::Running);
+        }
+    }
+    void leave() noexcept {
+        if (--depth == 0) {
+            markBusy(monotonicNs());
+            runners.store(0, std::memory_order_release);
+            setState(LoopState::Idle);
+        }
+    }
+
+    // ---- lifecycle ----
+    void stopAccepting() noexcept {
+        accepting.store(false, std::memory_order_seq_cst);
+        ingress.close();
+        micro.close();
+        while (remoteOps.load(std::memory_order_acquire) != 0)
+            yieldSpin();
+    }
+
+    Result<ShutdownReport> shutdown(ShutdownTimers policy) {
+        if (Status s = mayOperate(); !s)
+            return s;
+        const LoopState cur = state.load(std::memory_order_acquire);
+        if (cur == LoopState::Closed)
+            return ShutdownReport{};
+        if (cur == LoopState::ShuttingDown)
+            return Errc::Busy;
+        state.store(LoopState::ShuttingDown, std::memory_order_release);
+        stopAccepting();
+        enter();
+        ShutdownReport rep;
+        for (;;) {
+            drainRemoteTimers();
+            std::size_t n = checkpoint();
+            n += runDueTimers(monotonicNs());
+            n += runTasks();
+            rep.tasksRun += n;
+            if (closed)
+                break;
+            if (n)
+                continue;
+            if (!ingress.drained()) {
+                yieldSpin(); // a producer reserved a slot before the close and is writing it
+                continue;
+            }
+            if (micro.pending() || !local.empty() || slab.remotePending())
+                continue;
+            if (policy == ShutdownTimers::WaitForAll &&
+                pendingTimers.load(std::memory_order_acquire) != 0 && !heap.empty()) {
+                const std::int64_t now = monotonicNs();
+                if (heap.top().deadline > now) {
+                    const std::uint32_t seen = wake.futexValue();
+                    wake.futexWait(seen, heap.top().deadline - now);
+                }
+                continue;
+            }
+            break;
+        }
+        leave();
+        rep.timersCancelled = closeNow();
+        return rep;
+    }
+
+    // Returns the number of timers that were pending.
+    std::uint64_t closeNow() noexcept {
+        if (closed)
+            return 0;
+        closed = true;
+        state.store(LoopState::Closed, std::memory_order_release);
+        stopAccepting();
+        ingress.releaseAll();
+        local.clear();
+        internalQueue.set(0);
+        micro.releaseAll();
+        const std::uint64_t cancelled = releaseTimers();
+        for (std::size_t fd = 0; fd < fds.size(); ++fd) {
+            if (fds[fd].registered) {
+                if (fds[fd].inEpoll)
+                    poller.remove(int(fd));
+                fds[fd] = FdEntry{};
+                adjustFdCount(-1);
+            }
+        }
+        return cancelled;
+    }
+
+    MetricsSnapshot snapshot() const {
+        MetricsSnapshot s;
+        const std::int64_t now = monotonicNs();
+        s.takenAtNs = std::uint64_t(now);
+        if (opts.metrics) {
+            s.taskLatency = taskLatency.summarize();
+            s.timerLateness = timerLateness.summarize();
+        }
+        s.busyNs = busyNs.get();
+        s.idleNs = idleNs.get();
+        rate.compute(now, callbacksTotal(), s.busyNs, s.idleNs, s);
+        s.externalQueue = ingress.size();
+        s.externalQueueMax = externalQueue.takeMax(s.externalQueue);
+        s.internalQueue = internalQueue.value();
+        s.internalQueueMax = internalQueue.takeMax(s.internalQueue);
+        s.microtaskRingUsed = micro.ringUsed();
+        s.microtaskRingMax = ringUsed.takeMax(s.microtaskRingUsed);
+        s.microtaskRingCapacity = micro.capacity();
+        s.microtaskOverflow = micro.overflowSize();
+        s.microtaskOverflowMax = overflow.takeMax(s.microtaskOverflow);
+        s.timerHeapSize = heapSize.value();
+        s.timerHeapMax = heapSize.takeMax(s.timerHeapSize);
+        const std::uint64_t w = modeAndFds.load(std::memory_order_acquire);
+        s.registeredFds = fdsOf(w);
+        s.fastPathMode = FastPathMode(modeOf(w));
+        s.iterations = iterations.get();
+        s.tasksRun = tasksRun.get();
+        s.microtasksRun = microtasksRun.get();
+        s.timersRun = timersRun.get();
+        s.fdCallbacksRun = fdCallbacksRun.get();
+        s.callbackErrors = callbackErrors.get();
+        s.microtaskBudgetHits = budgetHits.get();
+        s.wakeSyscalls = wake.syscalls();
+        s.fastPathActive = fastActive.load(std::memory_order_relaxed);
+        s.fastPathTransitions = fastTransitions.get();
+        s.state = state.load(std::memory_order_acquire);
+        return s;
+    }
+
+    // ---- data ----
+    LoopOptions opts;
+    std::atomic<std::thread::id> owner;
+    std::atomic<int> runners{0}; // 1 while the loop thread is inside run()/runOnce()
+    int depth = 0;               // nesting of run()/runOnce() (loop thread)
+    int runDepth = 0;            // nesting of run() (loop thread)
+    bool closed = false;         // loop thread (or the closing thread)
+    std::atomic<LoopState> state{LoopState::Idle};
+    std::atomic<bool> accepting{true};
+    std::atomic<int> remoteOps{0};
+    std::atomic<bool> stopRequested{false};
+    std::atomic<bool> wakeRequested{false};
+
+    Ingress ingress;
+    LocalQueue local;
+    MicrotaskRing micro;
+    TimerSlab slab;
+    TimerHeap heap;
+    std::uint64_t timerSeq = 0;
+    std::atomic<std::uint64_t> pendingTimers{0};
+
+    PollerEpoll poller;
+    Wakeup wake;
+    std::vector<FdEntry> fds;
+    std::atomic<std::uint64_t> modeAndFds{0};
+    std::atomic<bool> fastActive{false};
+
+    // metrics (written by the loop thread; see metrics.h)
+    mutable Histogram taskLatency, timerLateness;
+    mutable Gauge externalQueue, internalQueue, ringUsed, overflow, heapSize;
+    Counter iterations, tasksRun, microtasksRun, timersRun, fdCallbacksRun, callbackErrors,
+        budgetHits, fastTransitions, busyNs, idleNs;
+    std::int64_t lastMarkNs = 0;
+    RateWindow rate;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+Loop::Loop(LoopOptions options) : d_(std::make_unique<Impl>(std::move(options))) {}
+Loop::~Loop() = default;
+
+Status Loop::run() {
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    if (d_->closed)
+        return Errc::NotAccepting;
+    ++d_->runDepth;
+    while (!d_->closed) {
+        (void)d_->runOnce(-1);
+        if (d_->stopRequested.exchange(false, std::memory_order_acq_rel))
+            break;
+    }
+    --d_->runDepth;
+    return {};
+}
+
+Result<std::size_t> Loop::runOnce(Duration timeout) {
+    const std::int64_t ns = timeout == kForever ? -1 : (timeout.count() < 0 ? 0 : timeout.count());
+    return d_->runOnce(ns);
+}
+
+void Loop::stop() noexcept {
+    d_->stopRequested.store(true, std::memory_order_seq_cst);
+    d_->wake.notify();
+}
+
+void Loop::wakeUp() noexcept {
+    d_->wakeRequested.store(true, std::memory_order_seq_cst);
+    d_->wake.notify();
+}
+
+Result<ShutdownReport> Loop::shutdown(ShutdownTimers timers) {
+    return d_->shutdown(timers);
+}
+
+Status Loop::close() {
+    if (Status s = d_->mayOperate(); !s)
+        return s;
+    d_->closeNow();
+    return {};
+}
+
+LoopState Loop::state() const noexcept {
+    return d_->state.load(std::memory_order_acquire);
+}
+
+Status Loop::attachToCurrentThread() {
+    if (d_->isLoopThread())
+        return {};
+    if (d_->runners.load(std::memory_order_acquire) != 0)
+        return Errc::Busy;
+    d_->owner.store(std::this_thread::get_id(), std::memory_order_release);
+    return {};
+}
+
+bool Loop::isLoopThread() const noexcept {
+    return d_->isLoopThread();
+}
+const std::string& Loop::name() const noexcept {
+    return d_->opts.name;
+}
+
+Status Loop::submit(Task task) {
+    if (!task)
+        return Errc::NullCallable;
+    switch (d_->ingress.push(task, d_->enqueueStamp())) {
+    case Ingress::PushResult::Ok:
+        d_->wake.notify();
+        return {};
+    case Ingress::PushResult::Closed:
+        return Errc::NotAccepting;
+    case Ingress::PushResult::NoMemory:
+        break;
+    }
+    return {Errc::SystemError, ENOMEM};
+}
+
+Status Loop::submitInternal(Task task) {
+    if (!task)
+        return Errc::NullCallable;
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    // Accepted while a shutdown drains (it runs before the drain ends), refused once closed.
+    if (d_->closed)
+        return Errc::NotAccepting;
+    d_->local.push(std::move(task), d_->enqueueStamp());
+    d_->internalQueue.raiseMax(d_->local.size());
+    return {};
+}
+
+Status Loop::queueMicrotask(Task task) {
+    if (!task)
+        return Errc::NullCallable;
+    // During a graceful drain the loop thread may still queue microtasks (they belong to the
+    // work being drained); other threads are refused.
+    const bool force = !d_->closed && d_->isLoopThread() &&
+                       d_->state.load(std::memory_order_acquire) == LoopState::ShuttingDown;
+    if (!d_->micro.push(task, force))
+        return Errc::NotAccepting;
+    d_->wake.notify();
+    return {};
+}
+
+Result<TimerId> Loop::scheduleTimer(Duration delay, Task task) {
+    return d_->schedule(deadlineAfter(monotonicNs(), delay.count()), task);
+}
+
+Result<TimerId> Loop::scheduleTimerAt(TimePoint deadline, Task task) {
+    return d_->schedule(toNs(deadline), task);
+}
+
+bool Loop::cancelTimer(TimerId id) noexcept {
+    return d_->cancel(id);
+}
+
+Result<TimePoint> Loop::timerDeadline(TimerId id) const noexcept {
+    const std::uint64_t gen = TimerSlab::generationOf(id);
+    TimerSlab::Entry* e = gen ? d_->slab.find(TimerSlab::slotOf(id)) : nullptr;
+    if (!e)
+        return Errc::NotFound;
+    const std::uint64_t want = TimerSlab::word(gen, TimerSlab::Pending);
+    if (e->state.load(std::memory_order_acquire) != want)
+        return Errc::NotFound;
+    const std::int64_t deadline = e->deadline.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (e->state.load(std::memory_order_relaxed) != want)
+        return Errc::NotFound;
+    return fromNs(deadline);
+}
+
+std::size_t Loop::pendingTimers() const noexcept {
+    return d_->pendingTimers.load(std::memory_order_relaxed);
+}
+
+Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    if (fd < 0 || events == 0 || (events & ~(FdEvent::Readable | FdEvent::Writable)))
+        return Errc::InvalidArgument;
+    if (!callback)
+        return Errc::NullCallable;
+    if (d_->closed)
+        return Errc::NotAccepting;
+    if (d_->fdEntry(fd))
+        return Errc::AlreadyExists;
+    std::uint64_t w = d_->modeAndFds.load(std::memory_order_acquire);
+    do {
+        if (FastPathMode(modeOf(w)) == FastPathMode::Forced)
+            return Errc::FastPathConflict;
+    } while (!d_->modeAndFds.compare_exchange_weak(w, w + 256, std::memory_order_acq_rel));
+    if (std::size_t(fd) >= d_->fds.size())
+        d_->fds.resize(std::size_t(fd) + 1);
+    Impl::FdEntry& e = d_->fds[std::size_t(fd)];
+    const std::uint32_t gen = e.gen + 1;
+    if (int err = d_->poller.add(fd, toEpoll(events), d_->fdData(fd, gen)); err != 0) {
+        d_->adjustFdCount(-1);
+        return err == EBADF ? Status{Errc::InvalidArgument, err} : Status{Errc::SystemError, err};
+    }
+    e.callback = std::move(callback);
+    e.events = events;
+    e.gen = gen;
+    e.registered = true;
+    e.inEpoll = true;
+    return {};
+}
+
+Status Loop::modifyFd(int fd, unsigned events) {
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    if (events & ~(FdEvent::Readable | FdEvent::Writable))
+        return Errc::InvalidArgument;
+    Impl::FdEntry* e = d_->fdEntry(fd);
+    if (!e)
+        return Errc::NotFound;
+    // Watching nothing leaves epoll entirely: epoll reports errors and hang-ups even for an
+    // empty mask, which would spin a level-triggered loop.
+    int err = 0;
+    if (events == 0) {
+        if (e->inEpoll)
+            err = d_->poller.remove(fd);
+        e->inEpoll = false;
+    } else if (e->inEpoll) {
+        err = d_->poller.modify(fd, toEpoll(events), d_->fdData(fd, e->gen));
+    } else {
+        err = d_->poller.add(fd, toEpoll(events), d_->fdData(fd, e->gen));
+        e->inEpoll = err == 0;
+    }
+    if (err != 0)
+        return {Errc::SystemError, err};
+    e->events = events;
+    return {};
+}
+
+Status Loop::unregisterFd(int fd) {
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    Impl::FdEntry* e = d_->fdEntry(fd);
+    if (!e)
+        return Errc::NotFound;
+    const int err = e->inEpoll ? d_->poller.remove(fd) : 0;
+    FdCallback dying = std::move(e->callback); // destroyed after the entry is consistent
+    e->registered = false;
+    e->inEpoll = false;
+    e->events = 0;
+    d_->adjustFdCount(-1);
+    return err == 0 ? Status{} : Status{Errc::SystemError, err};
+}
+
+std::size_t Loop::registeredFds() const noexcept {
+    return fdsOf(d_->modeAndFds.load(std::memory_order_acquire));
+}
+
+Status Loop::setFastPathMode(FastPathMode mode) {
+    std::uint64_t w = d_->modeAndFds.load(std::memory_order_acquire);
+    std::uint64_t next;
+    do {
+        if (mode == FastPathMode::Forced && fdsOf(w) != 0)
+            return Errc::FastPathConflict;
+        next = (w & ~std::uint64_t(0xff)) | std::uint64_t(mode);
+    } while (!d_->modeAndFds.compare_exchange_weak(w, next, std::memory_order_acq_rel));
+    // Let a sleeping loop re-evaluate how it waits (a spurious wake; it sleeps again).
+    d_->wake.notify();
+    return {};
+}
+
+FastPathMode Loop::fastPathMode() const noexcept {
+    return FastPathMode(modeOf(d_->modeAndFds.load(std::memory_order_acquire)));
+}
+
+MetricsSnapshot Loop::snapshot() const {
+    return d_->snapshot();
+}
+
+void Loop::setErrorHook(ErrorHook hook) {
+    d_->opts.errorHook = std::move(hook);
+}
+
+} // namespace libloop

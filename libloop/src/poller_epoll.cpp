@@ -1,0 +1,70 @@
+#include "poller_epoll.h"
+
+#include <cerrno>
+#include <ctime>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace libloop::detail {
+
+PollerEpoll::PollerEpoll() {
+    fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+}
+
+PollerEpoll::~PollerEpoll() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+int PollerEpoll::add(int fd, std::uint32_t ev, std::uint64_t data) noexcept {
+    epoll_event e{};
+    e.events = ev;
+    e.data.u64 = data;
+    return ::epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : errno;
+}
+
+int PollerEpoll::modify(int fd, std::uint32_t ev, std::uint64_t data) noexcept {
+    epoll_event e{};
+    e.events = ev;
+    e.data.u64 = data;
+    return ::epoll_ctl(fd_, EPOLL_CTL_MOD, fd, &e) == 0 ? 0 : errno;
+}
+
+int PollerEpoll::remove(int fd) noexcept {
+    epoll_event e{};
+    if (::epoll_ctl(fd_, EPOLL_CTL_DEL, fd, &e) == 0)
+        return 0;
+    const int err = errno;
+    return (err == EBADF || err == ENOENT || err == EPERM) ? 0 : err;
+}
+
+int PollerEpoll::wait(epoll_event* events, int max, std::int64_t timeoutNs) noexcept {
+    int n;
+#ifdef SYS_epoll_pwait2
+    if (havePwait2_) {
+        timespec ts{};
+        const timespec* tsp = nullptr;
+        if (timeoutNs >= 0) {
+            ts.tv_sec = time_t(timeoutNs / 1'000'000'000);
+            ts.tv_nsec = long(timeoutNs % 1'000'000'000);
+            tsp = &ts;
+        }
+        n = int(::syscall(SYS_epoll_pwait2, fd_, events, max, tsp, nullptr, 0));
+        if (n >= 0)
+            return n;
+        if (errno != ENOSYS)
+            return 0;
+        havePwait2_ = false;
+    }
+#endif
+    // Millisecond resolution: round up so a wait never ends before the deadline.
+    int ms = -1;
+    if (timeoutNs >= 0) {
+        const std::int64_t m = (timeoutNs + 999'999) / 1'000'000;
+        ms = m > INT32_MAX ? INT32_MAX : int(m);
+    }
+    n = ::epoll_wait(fd_, events, max, ms);
+    return n < 0 ? 0 : n;
+}
+
+} // namespace libloop::detail

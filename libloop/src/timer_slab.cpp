@@ -1,0 +1,128 @@
+#include "timer_slab.h"
+
+#include <algorithm>
+#include <new>
+
+namespace libloop::detail {
+
+TimerSlab::TimerSlab(std::uint32_t maxSlots)
+    : maxChunks_((std::clamp<std::uint32_t>(maxSlots, 1, 1u << kSlotBits) + kChunkSize - 1) /
+                 kChunkSize),
+      chunks_(new std::atomic<Entry*>[maxChunks_]) {
+    for (std::uint32_t i = 0; i < maxChunks_; ++i)
+        chunks_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+TimerSlab::~TimerSlab() {
+    for (std::uint32_t i = 0; i < maxChunks_; ++i)
+        delete[] chunks_[i].load(std::memory_order_relaxed);
+}
+
+TimerSlab::Entry* TimerSlab::find(std::uint32_t slot) const noexcept {
+    const std::uint32_t chunk = slot >> kChunkBits;
+    if (chunk >= maxChunks_)
+        return nullptr;
+    Entry* c = chunks_[chunk].load(std::memory_order_acquire);
+    return c ? &c[slot & (kChunkSize - 1)] : nullptr;
+}
+
+bool TimerSlab::grow() noexcept {
+    std::lock_guard lock(growMutex_);
+    if (freeHead_.load(std::memory_order_acquire) & 0xffffffffu)
+        return true; // another thread grew (or a slot was freed) meanwhile
+    const std::uint32_t count = slotCount_.load(std::memory_order_relaxed);
+    const std::uint32_t chunk = count >> kChunkBits;
+    if (chunk >= maxChunks_)
+        return false;
+    Entry* c = new (std::nothrow) Entry[kChunkSize];
+    if (!c)
+        return false;
+    chunks_[chunk].store(c, std::memory_order_release);
+    slotCount_.store(count + kChunkSize, std::memory_order_release);
+    for (std::uint32_t i = kChunkSize; i-- > 0;)
+        pushFree(count + i);
+    return true;
+}
+
+void TimerSlab::pushFree(std::uint32_t slot) noexcept {
+    Entry& e = at(slot);
+    std::uint64_t head = freeHead_.load(std::memory_order_relaxed);
+    std::uint64_t next;
+    do {
+        e.nextFree.store(std::uint32_t(head), std::memory_order_relaxed);
+        next = ((head >> 32) + 1) << 32 | (slot + 1);
+    } while (!freeHead_.compare_exchange_weak(head, next, std::memory_order_release,
+                                              std::memory_order_relaxed));
+}
+
+bool TimerSlab::allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept {
+    for (;;) {
+        std::uint64_t head = freeHead_.load(std::memory_order_acquire);
+        while (head & 0xffffffffu) {
+            const std::uint32_t s = std::uint32_t(head) - 1;
+            // The tag makes the CAS fail if `s` was popped and pushed back since we read head,
+            // so the `nextFree` we read (possibly stale) is never installed.
+            const std::uint32_t next = at(s).nextFree.load(std::memory_order_relaxed);
+            const std::uint64_t desired = ((head >> 32) + 1) << 32 | next;
+            if (freeHead_.compare_exchange_weak(head, desired, std::memory_order_acquire,
+                                                std::memory_order_acquire)) {
+                Entry& e = at(s);
+                gen = generationOf(e.state.load(std::memory_order_relaxed)) + 1;
+                e.state.store(word(gen, Free), std::memory_order_relaxed);
+                slot = s;
+                return true;
+            }
+        }
+        if (!grow())
+            return false;
+    }
+}
+
+void TimerSlab::release(std::uint32_t slot) noexcept {
+    Entry& e = at(slot);
+    e.task.reset();
+    const std::uint64_t gen = generationOf(e.state.load(std::memory_order_relaxed));
+    e.state.store(word(gen, Free), std::memory_order_release);
+    if (gen < kMaxGeneration)
+        pushFree(slot); // else: retired, so its ids are never issued again
+}
+
+void TimerSlab::push(std::atomic<std::uint32_t>& head, std::atomic<std::uint32_t> Entry::*link,
+                     std::uint32_t slot) noexcept {
+    Entry& e = at(slot);
+    std::uint32_t h = head.load(std::memory_order_relaxed);
+    do {
+        (e.*link).store(h, std::memory_order_relaxed);
+    } while (!head.compare_exchange_weak(h, slot + 1, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed));
+}
+
+void TimerSlab::pushInsert(std::uint32_t slot) noexcept {
+    push(inserts_, &Entry::nextInsert, slot);
+}
+void TimerSlab::pushCancel(std::uint32_t slot) noexcept {
+    push(cancels_, &Entry::nextCancel, slot);
+}
+
+std::uint32_t TimerSlab::takeReversed(std::atomic<std::uint32_t>& head,
+                                      std::atomic<std::uint32_t> Entry::*link) noexcept {
+    std::uint32_t cur = head.exchange(kNone, std::memory_order_acquire);
+    std::uint32_t prev = kNone;
+    while (cur != kNone) {
+        Entry& e = at(cur - 1);
+        const std::uint32_t next = (e.*link).load(std::memory_order_relaxed);
+        (e.*link).store(prev, std::memory_order_relaxed);
+        prev = cur;
+        cur = next;
+    }
+    return prev;
+}
+
+std::uint32_t TimerSlab::takeInserts() noexcept {
+    return takeReversed(inserts_, &Entry::nextInsert);
+}
+std::uint32_t TimerSlab::takeCancels() noexcept {
+    return takeReversed(cancels_, &Entry::nextCancel);
+}
+
+} // namespace libloop::detail
