@@ -143,7 +143,10 @@ struct Loop::Impl {
         std::size_t n = 0;
         Task t;
         while (!closed && (budget == 0 || n < budget) && micro.pop(t)) {
-            ++n;
+            if (n++ == 0) { // occupancy peaks just before a checkpoint drains it
+                ringUsed.raiseMax(micro.ringUsed() + 1);
+                overflow.raiseMax(micro.overflowSize());
+            }
             invoke(t, CallbackKind::Microtask);
             t.reset();
         }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# libloop set-up script: installs missing Debian 12 packages, configures, builds, then
+#   ./setup.sh run    runs the main job (today: the core's console demo with live metrics)
+#   ./setup.sh test   builds everything and runs the whole test suite (ctest)
+# Environment: BUILD_DIR (default build), JOBS (default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+    cmake ninja-build g++ pkg-config
+    qt6-base-dev qt6-base-private-dev qt6-declarative-dev qt6-declarative-private-dev
+    qt6-declarative-dev-tools libqcustomplot-dev
+    qml6-module-qtqml qml6-module-qtqml-models qml6-module-qtqml-workerscript
+    qml6-module-qtquick qml6-module-qtquick-controls qml6-module-qtquick-templates
+    qml6-module-qtquick-layouts qml6-module-qtquick-window qml6-module-qttest
+    libuv1-dev libboost-dev
+)
+
+install_missing() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "setup.sh: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+configure() {
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLIBLOOP_WERROR=ON "$@"
+}
+
+case "${1:-}" in
+run)
+    install_missing
+    configure
+    cmake --build "$BUILD_DIR" -j "$JOBS" --target loop-console-demo
+    exec "$BUILD_DIR/libloop/loop-console-demo" --seconds "${DEMO_SECONDS:-5}"
+    ;;
+test)
+    install_missing
+    configure
+    cmake --build "$BUILD_DIR" -j "$JOBS"
+    # QT_QPA_PLATFORM / XDG_RUNTIME_DIR: GUI suites run offscreen with a private runtime dir.
+    export QT_QPA_PLATFORM=offscreen
+    export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d /tmp/libloop-rt.XXXXXX)}
+    chmod 700 "$XDG_RUNTIME_DIR"
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "${@:2}"
+    ;;
+*)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
