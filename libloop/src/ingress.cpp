@@ -63,7 +63,8 @@ void Ingress::recycleBlock(Block* b) noexcept {
         !pool_.compare_exchange_weak(top, b, std::memory_order_release, std::memory_order_relaxed));
 }
 
-Ingress::PushResult Ingress::push(Task& task, std::int64_t enqueuedNs) noexcept {
+Ingress::PushResult Ingress::push(Task& task, std::int64_t enqueuedNs,
+                                  bool fromLoopThread) noexcept {
     Block* spare = nullptr;
     std::uint64_t tail = tail_.load(std::memory_order_acquire);
     Block* block = tailBlock_.load(std::memory_order_acquire);
@@ -99,7 +100,8 @@ Ingress::PushResult Ingress::push(Task& task, std::int64_t enqueuedNs) noexcept 
             Slot& s = block->slots[offset];
             ::new (static_cast<void*>(s.task)) Task(std::move(task));
             s.enqueuedNs = enqueuedNs;
-            s.ready.store(1, std::memory_order_seq_cst);
+            s.ready.store(1,
+                          fromLoopThread ? std::memory_order_release : std::memory_order_seq_cst);
             if (spare)
                 recycleBlock(spare);
             return PushResult::Ok;

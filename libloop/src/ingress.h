@@ -45,8 +45,9 @@ public:
 
     enum class PushResult { Ok, Closed, NoMemory };
 
-    // [any thread] On failure `task` is left untouched.
-    PushResult push(Task& task, std::int64_t enqueuedNs) noexcept;
+    // [any thread] On failure `task` is left untouched. `fromLoopThread`: the consumer itself
+    // is pushing (it cannot be asleep), so the publish needs no seq_cst.
+    PushResult push(Task& task, std::int64_t enqueuedNs, bool fromLoopThread) noexcept;
     // [consumer] False when empty or when the head slot is reserved but not written yet (its
     // producer will notify after writing).
     bool pop(QueuedTask& out) noexcept;

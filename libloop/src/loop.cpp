@@ -22,6 +22,8 @@
 #include "timer_slab.h"
 #include "wakeup.h"
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <thread>
@@ -160,7 +162,7 @@ struct Loop::Impl {
 
     // ---- tasks ----
     void runTask(QueuedTask& qt) {
-        if (opts.metrics) {
+        if (qt.enqueuedNs) { // a sampled task (see enqueueStamp)
             const std::int64_t start = monotonicNs();
             taskLatency.record(std::uint64_t(start > qt.enqueuedNs ? start - qt.enqueuedNs : 0));
         }
@@ -183,13 +185,18 @@ struct Loop::Impl {
         return n;
     }
 
-    std::int64_t enqueueStamp() const noexcept { return opts.metrics ? monotonicNs() : 0; }
+    // The enqueue time of a sampled task, 0 for the others. The counter is per producer thread
+    // (shared by all loops: sampling only needs a steady 1-in-N, not an exact per-loop one).
+    std::int64_t enqueueStamp() const noexcept {
+        static thread_local std::uint32_t submitted = 0;
+        return opts.metrics && (submitted++ & sampleMask) == 0 ? monotonicNs() : 0;
+    }
 
     // ---- timers ----
     void heapChanged() noexcept { heapSize.set(heap.size()); }
 
     void insertTimer(std::uint32_t slot) {
-        heap.push(slab.at(slot).deadline.load(std::memory_order_relaxed), timerSeq++, slot);
+        heap.push(slab.at(slot).deadline.load(std::memory_order_relaxed), slot);
         heapChanged();
     }
 
@@ -215,15 +222,15 @@ struct Loop::Impl {
     }
 
     std::size_t runDueTimers(std::int64_t now) {
-        const std::uint64_t limit = timerSeq; // timers inserted from now on wait for a later pass
+        const std::uint64_t limit = heap.nextSeq(); // timers scheduled from now on wait
         std::size_t n = 0;
         while (!closed && !heap.empty()) {
             const TimerHeap::Node top = heap.top();
-            if (top.deadline > now || top.seq >= limit)
+            if (top.deadline > now || top.seq() >= limit)
                 break;
             heap.pop();
             heapChanged();
-            TimerSlab::Entry& e = slab.at(top.slot);
+            TimerSlab::Entry& e = slab.at(top.slot());
             std::uint64_t st = e.state.load(std::memory_order_acquire);
             const std::uint64_t gen = TimerSlab::generationOf(st);
             if (TimerSlab::phaseOf(st) != TimerSlab::Pending ||
@@ -233,14 +240,14 @@ struct Loop::Impl {
             }
             pendingTimers.fetch_sub(1, std::memory_order_relaxed);
             Task task = std::move(e.task);
-            if (opts.metrics) {
+            if (opts.metrics && (timersSampled++ & sampleMask) == 0) {
                 const std::int64_t start = monotonicNs();
                 timerLateness.record(
                     std::uint64_t(start > top.deadline ? start - top.deadline : 0));
             }
             invoke(task, CallbackKind::Timer);
             task.reset();
-            slab.release(top.slot);
+            slab.release(top.slot());
             timersRun.add();
             ++n;
             checkpoint();
@@ -406,7 +413,7 @@ struct Loop::Impl {
     }
 
     // seq_cst loads: the loop's half of the sleep handshake (see wakeup.h).
-    bool workPending(std::int64_t now) const noexcept {
+    bool workPending(std::int64_t now) noexcept {
         return micro.pending() || ingress.headReady() || !local.empty() || slab.remotePending() ||
                stopRequested.load(std::memory_order_seq_cst) ||
                wakeRequested.load(std::memory_order_seq_cst) ||
@@ -675,7 +682,6 @@ struct Loop::Impl {
     MicrotaskRing micro;
     TimerSlab slab;
     TimerHeap heap;
-    std::uint64_t timerSeq = 0;
     std::atomic<std::uint64_t> pendingTimers{0};
 
     PollerEpoll poller;
@@ -690,6 +696,9 @@ struct Loop::Impl {
     Counter iterations, tasksRun, microtasksRun, timersRun, fdCallbacksRun, callbackErrors,
         budgetHits, fastTransitions, busyNs, idleNs;
     std::int64_t lastMarkNs = 0;
+    const std::uint32_t sampleMask =
+        std::bit_ceil(std::clamp(opts.latencySampleEvery, 1u, 1u << 20)) - 1;
+    std::uint32_t timersSampled = 0;
     RateWindow rate;
 };
 
@@ -762,9 +771,11 @@ const std::string& Loop::name() const noexcept {
 Status Loop::submit(Task task) {
     if (!task)
         return Errc::NullCallable;
-    switch (d_->ingress.push(task, d_->enqueueStamp())) {
+    const bool own = d_->isLoopThread();
+    switch (d_->ingress.push(task, d_->enqueueStamp(), own)) {
     case Ingress::PushResult::Ok:
-        d_->wake.notify();
+        if (!own) // the loop thread cannot be asleep while it submits
+            d_->wake.notify();
         return {};
     case Ingress::PushResult::Closed:
         return Errc::NotAccepting;
@@ -792,11 +803,13 @@ Status Loop::queueMicrotask(Task task) {
         return Errc::NullCallable;
     // During a graceful drain the loop thread may still queue microtasks (they belong to the
     // work being drained); other threads are refused.
-    const bool force = !d_->closed && d_->isLoopThread() &&
-                       d_->state.load(std::memory_order_acquire) == LoopState::ShuttingDown;
-    if (!d_->micro.push(task, force))
+    const bool own = d_->isLoopThread();
+    const bool force =
+        own && !d_->closed && d_->state.load(std::memory_order_acquire) == LoopState::ShuttingDown;
+    if (!d_->micro.push(task, force, own))
         return Errc::NotAccepting;
-    d_->wake.notify();
+    if (!own) // the loop thread cannot be asleep while it queues
+        d_->wake.notify();
     return {};
 }
 

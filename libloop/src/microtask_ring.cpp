@@ -17,7 +17,7 @@ MicrotaskRing::~MicrotaskRing() {
     releaseAll();
 }
 
-bool MicrotaskRing::push(Task& task, bool force) {
+bool MicrotaskRing::push(Task& task, bool force, bool fromLoopThread) {
     // While the overflow list is non-empty, newer items must queue behind it.
     if (overflowCount_.load(std::memory_order_acquire) != 0)
         return pushOverflow(task, force);
@@ -33,7 +33,8 @@ bool MicrotaskRing::push(Task& task, bool force) {
             if (enqueue_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed,
                                                std::memory_order_relaxed)) {
                 ::new (static_cast<void*>(c.task)) Task(std::move(task));
-                c.seq.store(p + 1, std::memory_order_seq_cst);
+                c.seq.store(p + 1,
+                            fromLoopThread ? std::memory_order_release : std::memory_order_seq_cst);
                 return true;
             }
         } else if (diff < 0) {

@@ -35,7 +35,9 @@ public:
     MicrotaskRing& operator=(const MicrotaskRing&) = delete;
 
     // [any thread] False when closed (and not forced); `task` is then left untouched.
-    bool push(Task& task, bool force = false);
+    // `fromLoopThread`: the consumer itself is pushing, so it cannot be asleep and the publish
+    // needs no seq_cst (release is enough for its own later reads).
+    bool push(Task& task, bool force, bool fromLoopThread);
     // [consumer]
     bool pop(Task& out);
     // [consumer] seq_cst: the pre-sleep check.

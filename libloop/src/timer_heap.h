@@ -1,12 +1,25 @@
-// TimerHeap: a 4-ary min-heap of timer slots, ordered by (deadline, seq).
+// TimerHeap: a 4-ary min-heap of timer slots, ordered by (deadline, seq), with staged insertion.
 //
 // A data structure only: it knows nothing about callbacks or threads (the loop thread owns it).
-// Each slot's position is kept in pos_ so remove() is O(log n). `seq` is the order in which the
-// loop inserted timers: equal deadlines therefore pop in scheduling order (FIFO), and since seq
-// is unique no two nodes ever compare equal.
+//
+// Order. `seq` is the order in which the loop scheduled timers; equal deadlines therefore pop
+// in scheduling order (FIFO), and since seq is unique no two nodes ever compare equal. A node is
+// 16 bytes, (deadline, seq << 24 | slot), so the four children of a node share one cache line
+// (the array is offset so that every group of siblings starts on a 64-byte boundary). seq has 40
+// bits; when it would wrap, every node is renumbered in order (once per 2^40 insertions).
+//
+// Staging. push() only appends to a staging buffer; staged nodes enter the heap when someone
+// next looks at the top (top(), pop(), minDeadline()). A timer scheduled and cancelled before
+// then — the common "timeout that did not fire" inside one callback — costs O(1) and never
+// touches the heap. Staged nodes keep their seq, so staging does not change the order.
+//
+// Each slot's position (heap index, or staging index with kStaged set) is kept in pos_, so
+// remove() is O(log n) for heap nodes and O(1) for staged ones.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace libloop::detail {
@@ -15,40 +28,73 @@ class TimerHeap {
 public:
     struct Node {
         std::int64_t deadline;
-        std::uint64_t seq;
-        std::uint32_t slot;
+        std::uint64_t key; // seq << kSlotBits | slot
+        std::uint32_t slot() const noexcept { return std::uint32_t(key & kSlotMask); }
+        std::uint64_t seq() const noexcept { return key >> kSlotBits; }
     };
-    static constexpr std::uint32_t kNotInHeap = UINT32_MAX;
+    static constexpr unsigned kSlotBits = 24;
+    static constexpr std::uint64_t kSlotMask = (std::uint64_t(1) << kSlotBits) - 1;
+    static constexpr std::uint64_t kMaxSeq = (std::uint64_t(1) << (64 - kSlotBits)) - 1;
 
-    bool empty() const noexcept { return nodes_.empty(); }
-    std::size_t size() const noexcept { return nodes_.size(); }
-    const Node& top() const noexcept { return nodes_.front(); }
+    TimerHeap() = default;
+    TimerHeap(const TimerHeap&) = delete;
+    TimerHeap& operator=(const TimerHeap&) = delete;
+
+    bool empty() const noexcept { return size_ == 0 && staged_.empty(); }
+    std::size_t size() const noexcept { return size_ + staged_.size(); }
     bool contains(std::uint32_t slot) const noexcept {
         return slot < pos_.size() && pos_[slot] != kNotInHeap;
     }
-
-    // Precondition: !contains(slot). May allocate while the heap grows past its high-water mark.
-    void push(std::int64_t deadline, std::uint64_t seq, std::uint32_t slot);
+    // Precondition: !empty(). Flushes staged nodes first.
+    const Node& top() {
+        flush();
+        return nodes_[kBase];
+    }
     // Precondition: !empty(). Removes the top node.
     void pop() noexcept;
+
+    // Precondition: !contains(slot), slot <= kSlotMask. Returns the seq it assigned (the
+    // scheduling order). May allocate while the heap grows past its high-water mark.
+    std::uint64_t push(std::int64_t deadline, std::uint32_t slot);
     // Removes `slot` if present; returns whether it was.
     bool remove(std::uint32_t slot) noexcept;
     void clear() noexcept;
+    // The next seq push() will assign: nodes with a seq >= this were pushed after the call.
+    std::uint64_t nextSeq() const noexcept { return seq_; }
+    // Test seam: lets a test reach the 40-bit seq wrap.
+    void setNextSeqForTest(std::uint64_t seq) noexcept { seq_ = seq; }
 
 private:
     static constexpr std::size_t kArity = 4;
+    // nodes_[kBase] is the root; children of i are kArity*(i-kBase)+1+kBase ...; with kBase = 3
+    // and 16-byte nodes on a 64-byte aligned array every sibling group fills one cache line.
+    static constexpr std::size_t kBase = 3;
+    static constexpr std::uint32_t kNotInHeap = UINT32_MAX;
+    static constexpr std::uint32_t kStaged = 0x80000000u;
+
     static bool less(const Node& a, const Node& b) noexcept {
-        return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
+        return a.deadline < b.deadline || (a.deadline == b.deadline && a.key < b.key);
     }
     void place(std::size_t i, const Node& n) noexcept {
         nodes_[i] = n;
-        pos_[n.slot] = std::uint32_t(i);
+        pos_[n.slot()] = std::uint32_t(i);
     }
+    void flush() noexcept;
+    void insert(const Node& n) noexcept; // into the heap proper; capacity ensured
     void siftUp(std::size_t i, Node n) noexcept;
     void siftDown(std::size_t i, Node n) noexcept;
+    void removeAt(std::size_t i) noexcept;
+    void reserve(std::size_t n);
+    void renumber();
 
-    std::vector<Node> nodes_;
-    std::vector<std::uint32_t> pos_; // slot -> index in nodes_, or kNotInHeap
+    struct AlignedFree {
+        void operator()(Node* p) const noexcept { ::operator delete[](p, std::align_val_t(64)); }
+    };
+    std::unique_ptr<Node[], AlignedFree> nodes_; // [kBase, kBase + size_) used
+    std::size_t size_ = 0, capacity_ = 0;
+    std::vector<Node> staged_;
+    std::vector<std::uint32_t> pos_; // slot -> heap index | kStaged + staging index | kNotInHeap
+    std::uint64_t seq_ = 0;
 };
 
 } // namespace libloop::detail

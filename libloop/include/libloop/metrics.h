@@ -33,7 +33,8 @@ struct MetricsSnapshot {
     std::uint64_t takenAtNs = 0; // CLOCK_MONOTONIC
 
     // Enqueue-to-start latency of tasks (external and internal) and lateness of timers
-    // (start minus deadline). Cumulative since the loop started.
+    // (start minus deadline). Cumulative since the loop started, over the sampled callbacks
+    // (LoopOptions::latencySampleEvery): `count` is the number of samples.
     LatencySummary taskLatency;
     LatencySummary timerLateness;
 
