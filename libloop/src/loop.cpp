@@ -110,12 +110,19 @@ struct Loop::Impl {
     }
 
     // ---- callbacks ----
-    template <class F> void invoke(F&& f, CallbackKind kind) noexcept {
+    // Runs a one-shot callback and destroys it; only then is a failure reported, so the hook
+    // sees a loop whose state is already consistent (see ErrorHook).
+    void runOnceAndRelease(Task& task, CallbackKind kind) noexcept {
+        std::exception_ptr failure;
         try {
-            f();
+            task();
         } catch (...) {
+            failure = std::current_exception();
+        }
+        task.reset();
+        if (failure) {
             callbackErrors.add();
-            report(std::current_exception(), kind);
+            report(std::move(failure), kind);
         }
     }
 
@@ -149,8 +156,7 @@ struct Loop::Impl {
                 ringUsed.raiseMax(micro.ringUsed() + 1);
                 overflow.raiseMax(micro.overflowSize());
             }
-            invoke(t, CallbackKind::Microtask);
-            t.reset();
+            runOnceAndRelease(t, CallbackKind::Microtask);
         }
         if (n) {
             microtasksRun.add(n);
@@ -166,8 +172,7 @@ struct Loop::Impl {
             const std::int64_t start = monotonicNs();
             taskLatency.record(std::uint64_t(start > qt.enqueuedNs ? start - qt.enqueuedNs : 0));
         }
-        invoke(qt.task, CallbackKind::Task);
-        qt.task.reset();
+        runOnceAndRelease(qt.task, CallbackKind::Task);
         tasksRun.add();
         checkpoint();
     }
@@ -245,8 +250,7 @@ struct Loop::Impl {
                 timerLateness.record(
                     std::uint64_t(start > top.deadline ? start - top.deadline : 0));
             }
-            invoke(task, CallbackKind::Timer);
-            task.reset();
+            runOnceAndRelease(task, CallbackKind::Timer);
             slab.release(top.slot());
             timersRun.add();
             ++n;
@@ -384,7 +388,12 @@ struct Loop::Impl {
             // Moved out while it runs: it may unregister (then it is destroyed right after it
             // returns) or re-register its fd; `fds` may also grow and move.
             FdCallback cb = std::move(e->callback);
-            invoke([&] { cb(fd, revents); }, CallbackKind::Fd);
+            try {
+                cb(fd, revents);
+            } catch (...) { // the registration stays: the callback is not destroyed
+                callbackErrors.add();
+                report(std::current_exception(), CallbackKind::Fd);
+            }
             e = fdEntry(fd);
             if (e && e->gen == gen && !e->callback)
                 e->callback = std::move(cb);
@@ -525,13 +534,14 @@ struct Loop::Impl {
             return Errc::WrongThread;
         if (closed)
             return Errc::NotAccepting;
+        const std::uint64_t before = callbacksTotal();
         enter();
-        const std::size_t n = iterate(timeoutNs);
+        iterate(timeoutNs);
         // A runOnce() outside any run() consumes a stop request (it returned promptly).
         if (runDepth == 0)
             stopRequested.store(false, std::memory_order_relaxed);
         leave();
-        return n;
+        return std::size_t(callbacksTotal() - before); // nested runs and checkpoints included
     }
 
     void enter() noexcept {
@@ -570,12 +580,12 @@ struct Loop::Impl {
         stopAccepting();
         enter();
         ShutdownReport rep;
+        const std::uint64_t before = callbacksTotal();
         for (;;) {
             drainRemoteTimers();
             std::size_t n = checkpoint();
             n += runDueTimers(monotonicNs());
             n += runTasks();
-            rep.tasksRun += n;
             if (closed)
                 break;
             if (n)
@@ -598,6 +608,7 @@ struct Loop::Impl {
             break;
         }
         leave();
+        rep.tasksRun = callbacksTotal() - before;
         rep.timersCancelled = closeNow();
         return rep;
     }

@@ -72,7 +72,8 @@ struct LoopOptions {
     Duration rateWindow = std::chrono::seconds(1);
     // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers).
     std::uint32_t maxTimers = 1u << 24;
-    // Called for callbacks that throw; empty = one line on stderr.
+    // Called for callbacks that throw; empty = one line on stderr. A throwing task, microtask or
+    // timer is destroyed before the hook runs; a throwing fd callback stays registered.
     ErrorHook errorHook;
 };
 
@@ -165,9 +166,11 @@ public:
 
     // [loop thread] Watches `fd` (level-triggered) for `events` (Readable|Writable, not 0).
     // One registration per fd (AlreadyExists otherwise). Refused with FastPathConflict while the
-    // fast path is Forced. Errors and hang-ups are always reported.
+    // fast path is Forced. Errors and hang-ups are reported whenever any event is watched.
     Status registerFd(int fd, unsigned events, FdCallback callback);
-    // [loop thread] Changes the watched events (0 = keep registered, watch nothing).
+    // [loop thread] Changes the watched events. 0 keeps the fd registered but reports nothing at
+    // all, not even errors or hang-ups (a level-triggered hang-up would otherwise fire on every
+    // iteration), until events are set again.
     Status modifyFd(int fd, unsigned events);
     // [loop thread] Stops watching `fd` and destroys its callback (also from inside it). An fd
     // that was already closed is fine: it is forgotten without error.
