@@ -6,6 +6,7 @@
 #include <libloop/timer.h>
 
 #include <cstdint>
+#include <ctime>
 
 namespace libloop::detail {
 
@@ -26,6 +27,16 @@ inline std::int64_t deadlineAfter(std::int64_t nowNs, std::int64_t delayNs) noex
     if (delayNs > INT64_MAX - nowNs)
         return INT64_MAX;
     return nowNs + delayNs;
+}
+
+// A relative timeout for syscalls: null (wait forever) for a negative timeoutNs, else `storage`
+// filled in.
+inline const timespec* relativeTimeout(std::int64_t timeoutNs, timespec& storage) noexcept {
+    if (timeoutNs < 0)
+        return nullptr;
+    storage.tv_sec = time_t(timeoutNs / 1'000'000'000);
+    storage.tv_nsec = long(timeoutNs % 1'000'000'000);
+    return &storage;
 }
 
 } // namespace libloop::detail

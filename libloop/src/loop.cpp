@@ -284,7 +284,6 @@ struct Loop::Impl {
         TimerSlab::Entry& e = slab.at(slot);
         e.task = std::move(task);
         e.deadline.store(deadline, std::memory_order_relaxed);
-        e.scheduledNs = 0;
         pendingTimers.fetch_add(1, std::memory_order_relaxed);
         e.state.store(TimerSlab::word(gen, TimerSlab::Pending), std::memory_order_release);
         if (local) {

@@ -1,5 +1,7 @@
 #include "poller_epoll.h"
 
+#include "clock.h"
+
 #include <cerrno>
 #include <ctime>
 #include <sys/syscall.h>
@@ -42,14 +44,9 @@ int PollerEpoll::wait(epoll_event* events, int max, std::int64_t timeoutNs) noex
     int n;
 #ifdef SYS_epoll_pwait2
     if (havePwait2_) {
-        timespec ts{};
-        const timespec* tsp = nullptr;
-        if (timeoutNs >= 0) {
-            ts.tv_sec = time_t(timeoutNs / 1'000'000'000);
-            ts.tv_nsec = long(timeoutNs % 1'000'000'000);
-            tsp = &ts;
-        }
-        n = int(::syscall(SYS_epoll_pwait2, fd_, events, max, tsp, nullptr, 0));
+        timespec ts;
+        n = int(::syscall(SYS_epoll_pwait2, fd_, events, max, relativeTimeout(timeoutNs, ts),
+                          nullptr, 0));
         if (n >= 0)
             return n;
         if (errno != ENOSYS)

@@ -51,7 +51,6 @@ public:
         std::atomic<std::uint32_t> nextFree{kNone};
         std::atomic<std::uint32_t> nextInsert{kNone};
         std::atomic<std::uint32_t> nextCancel{kNone};
-        std::int64_t scheduledNs = 0;
         Task task;
     };
 

@@ -1,5 +1,7 @@
 #include "wakeup.h"
 
+#include "clock.h"
+
 #include <cerrno>
 #include <climits>
 #include <ctime>
@@ -43,16 +45,10 @@ void Wakeup::wakeSlow(std::uint64_t word) noexcept {
 }
 
 void Wakeup::futexWait(std::uint32_t seen, std::int64_t timeoutNs) noexcept {
-    timespec ts{};
-    const timespec* tsp = nullptr;
-    if (timeoutNs >= 0) {
-        ts.tv_sec = time_t(timeoutNs / 1'000'000'000);
-        ts.tv_nsec = long(timeoutNs % 1'000'000'000);
-        tsp = &ts;
-    }
     // Returns at once (EAGAIN) if a producer bumped the word after we read `seen`; EINTR and
     // spurious returns are fine: the caller re-checks everything.
-    futex(&futex_, FUTEX_WAIT_PRIVATE, seen, tsp);
+    timespec ts;
+    futex(&futex_, FUTEX_WAIT_PRIVATE, seen, relativeTimeout(timeoutNs, ts));
 }
 
 void Wakeup::drainEventFd() noexcept {
