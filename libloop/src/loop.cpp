@@ -283,7 +283,8 @@ struct Loop::Impl {
             return Errc::TooManyTimers;
         TimerSlab::Entry& e = slab.at(slot);
         e.task = std::move(task);
-        e.deadline.store(deadline, std::memory_order_relaxed);
+        // release: a timerDeadline() that reads this value also sees the slot's new generation.
+        e.deadline.store(deadline, std::memory_order_release);
         pendingTimers.fetch_add(1, std::memory_order_relaxed);
         e.state.store(TimerSlab::word(gen, TimerSlab::Pending), std::memory_order_release);
         if (local) {
@@ -843,8 +844,9 @@ Result<TimePoint> Loop::timerDeadline(TimerId id) const noexcept {
     const std::uint64_t want = TimerSlab::word(gen, TimerSlab::Pending);
     if (e->state.load(std::memory_order_acquire) != want)
         return Errc::NotFound;
-    const std::int64_t deadline = e->deadline.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // Re-check the state after reading the deadline (acquire keeps the order): the slot may
+    // have been freed and reused in between.
+    const std::int64_t deadline = e->deadline.load(std::memory_order_acquire);
     if (e->state.load(std::memory_order_relaxed) != want)
         return Errc::NotFound;
     return fromNs(deadline);

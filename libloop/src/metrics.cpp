@@ -66,13 +66,14 @@ void RateWindow::sample(std::int64_t nowNs, std::uint64_t callbacks, std::uint64
                         std::uint64_t idleNs) noexcept {
     const std::uint32_t n = written_.load(std::memory_order_relaxed);
     Sample& s = samples_[n % kSamples];
+    // Seqlock write: the odd seq is ordered before each data store by the stores' release, so a
+    // reader that sees any new datum also sees seq changed.
     const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);
     s.seq.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    s.t.store(nowNs, std::memory_order_relaxed);
-    s.callbacks.store(callbacks, std::memory_order_relaxed);
-    s.busy.store(busyNs, std::memory_order_relaxed);
-    s.idle.store(idleNs, std::memory_order_relaxed);
+    s.t.store(nowNs, std::memory_order_release);
+    s.callbacks.store(callbacks, std::memory_order_release);
+    s.busy.store(busyNs, std::memory_order_release);
+    s.idle.store(idleNs, std::memory_order_release);
     s.seq.store(seq + 2, std::memory_order_release);
     written_.store(n + 1, std::memory_order_release);
     nextSampleNs_ = nowNs + windowNs_ / 8;
@@ -88,12 +89,12 @@ void RateWindow::compute(std::int64_t nowNs, std::uint64_t callbacks, std::uint6
     std::uint64_t bc = 0, bb = 0, bi = 0;
     for (std::uint32_t k = 1; k <= avail; ++k) {
         const Sample& s = samples_[(n - k) % kSamples];
+        // Seqlock read: acquire loads keep the second seq load after the data loads.
         const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
-        const std::int64_t t = s.t.load(std::memory_order_relaxed);
-        const std::uint64_t c = s.callbacks.load(std::memory_order_relaxed);
-        const std::uint64_t b = s.busy.load(std::memory_order_relaxed);
-        const std::uint64_t i = s.idle.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        const std::int64_t t = s.t.load(std::memory_order_acquire);
+        const std::uint64_t c = s.callbacks.load(std::memory_order_acquire);
+        const std::uint64_t b = s.busy.load(std::memory_order_acquire);
+        const std::uint64_t i = s.idle.load(std::memory_order_acquire);
         if ((s1 & 1) || s.seq.load(std::memory_order_relaxed) != s1)
             continue; // being rewritten: skip it
         if (found && nowNs - t > windowNs_)

@@ -13,7 +13,8 @@ void TimerHeap::reserve(std::size_t n) {
         cap *= 2;
     std::unique_ptr<Node[], AlignedFree> fresh(
         static_cast<Node*>(::operator new[]((cap + kBase) * sizeof(Node), std::align_val_t(64))));
-    std::copy(nodes_.get() + kBase, nodes_.get() + kBase + size_, fresh.get() + kBase);
+    if (nodes_)
+        std::copy(nodes_.get() + kBase, nodes_.get() + kBase + size_, fresh.get() + kBase);
     nodes_ = std::move(fresh);
     capacity_ = cap;
 }
