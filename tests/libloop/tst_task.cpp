@@ -116,6 +116,7 @@ private slots:
     void resetAndAssignNullptrRelease_data();
     void resetAndAssignNullptrRelease();
     void argumentsAndReturnValue();
+    void triviallyCopyableCaptureSurvivesMoves();
     void moveOnlyArgumentIsForwarded();
 };
 
@@ -488,6 +489,31 @@ void tst_Task::moveOnlyArgumentIsForwarded() {
     Function<void(std::string &&)> g([&out](std::string&& s) { out = std::move(s); });
     g(std::string("hello"));
     QVERIFY(out == "hello");
+}
+
+void tst_Task::triviallyCopyableCaptureSurvivesMoves() {
+    // A by-value capture of plain data takes the copy-the-buffer path: every byte of the capture
+    // must survive moves between Tasks, and the source must end up empty.
+    std::array<int, 10> values{1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    int sum = 0;
+    int* out = &sum;
+    auto f = [values, out] {
+        for (int v : values)
+            *out += v;
+    };
+    static_assert(std::is_trivially_copyable_v<decltype(f)>);
+    static_assert(sizeof(f) <= libloop::Task::kInlineSize);
+    libloop::Task a(f);
+    QVERIFY(a.isInline());
+    libloop::Task b(std::move(a));
+    libloop::Task c;
+    c = std::move(b);
+    QVERIFY(!a);
+    QVERIFY(!b);
+    c();
+    QCOMPARE(sum, 55);
+    c = nullptr;
+    QVERIFY(!c);
 }
 
 QTEST_APPLESS_MAIN(tst_Task)

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <type_traits>
@@ -68,7 +69,8 @@ public:
 
     void reset() noexcept {
         if (ops_) {
-            ops_->destroy(storage_);
+            if (!ops_->trivial)
+                ops_->destroy(storage_);
             ops_ = nullptr;
         }
     }
@@ -79,6 +81,10 @@ private:
         void (*moveTo)(void* from, void* to) noexcept; // leaves `from` destroyed
         void (*destroy)(void*) noexcept;
         bool isInline;
+        // Inline, trivially copyable and destructible (e.g. a lambda capturing pointers and
+        // references): moved with a plain copy of the buffer and never destroyed, so queues
+        // move it without an indirect call.
+        bool trivial;
     };
 
     template <class D> static constexpr bool fitsInline() {
@@ -98,6 +104,7 @@ private:
         },
         [](void* s) noexcept { std::launder(static_cast<D*>(s))->~D(); },
         true,
+        std::is_trivially_copyable_v<D>&& std::is_trivially_destructible_v<D>,
     };
 
     template <class D>
@@ -108,11 +115,15 @@ private:
         [](void* from, void* to) noexcept { *static_cast<D**>(to) = *static_cast<D**>(from); },
         [](void* s) noexcept { delete *static_cast<D**>(s); },
         false,
+        false,
     };
 
     void moveFrom(Function& other) noexcept {
         if (other.ops_) {
-            other.ops_->moveTo(other.storage_, storage_);
+            if (other.ops_->trivial)
+                std::memcpy(storage_, other.storage_, kInlineSize);
+            else
+                other.ops_->moveTo(other.storage_, storage_);
             ops_ = other.ops_;
             other.ops_ = nullptr;
         }
