@@ -70,7 +70,10 @@ private:
     static constexpr std::uint64_t kShift = 1;
     static constexpr std::uint64_t kClosed = 1;
 
-    struct Slot {
+    // One cache line of its own per slot start: a producer writing slot k and the consumer
+    // reading slot k - 1 never share a line (with packed 80-byte slots they did, and a loop that
+    // keeps pace with its producer paid a line transfer per task).
+    struct alignas(64) Slot {
         std::atomic<std::uint32_t> ready{0};
         std::int64_t enqueuedNs = 0;
         alignas(Task) unsigned char task[sizeof(Task)];

@@ -56,7 +56,9 @@ public:
 private:
     static constexpr std::uint64_t kClosedBit = std::uint64_t(1) << 63;
 
-    struct Cell {
+    // Cache-line aligned for the same reason as ingress slots: a producer filling cell k and the
+    // consumer draining cell k - 1 must not share a line.
+    struct alignas(64) Cell {
         std::atomic<std::uint64_t> seq;
         alignas(Task) unsigned char task[sizeof(Task)];
         Task* get() noexcept { return std::launder(reinterpret_cast<Task*>(task)); }

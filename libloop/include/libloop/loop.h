@@ -57,7 +57,7 @@ struct LoopOptions {
     std::string name = "loop";
     // Ring slots for microtasks (rounded up to a power of two, at least 2). When the ring is full,
     // microtasks go to a FIFO overflow list; order is kept across ring and overflow.
-    std::uint32_t microtaskRingCapacity = 4096;
+    std::uint32_t microtaskRingCapacity = 1024;
     // Microtasks run per checkpoint at most. 0 means no limit (HTML's "until empty").
     std::uint32_t microtaskBudget = 1024;
     FastPathMode fastPath = FastPathMode::Auto;
