@@ -36,6 +36,7 @@ using namespace detail;
 namespace {
 
 constexpr std::uint64_t kWakeFdData = UINT64_MAX;
+constexpr unsigned kWatchable = FdEvent::Readable | FdEvent::Writable | FdEvent::Priority;
 constexpr int kMaxEvents = 256;
 
 // mode (low 8 bits) and registered fd count (the rest) in one word, so "Forced" and "an fd is
@@ -53,13 +54,17 @@ std::uint32_t toEpoll(unsigned events) noexcept {
         e |= EPOLLIN | EPOLLRDHUP;
     if (events & FdEvent::Writable)
         e |= EPOLLOUT;
+    if (events & FdEvent::Priority)
+        e |= EPOLLPRI;
     return e;
 }
 
 unsigned fromEpoll(std::uint32_t e) noexcept {
     unsigned r = 0;
-    if (e & (EPOLLIN | EPOLLPRI))
+    if (e & EPOLLIN)
         r |= FdEvent::Readable;
+    if (e & EPOLLPRI)
+        r |= FdEvent::Priority;
     if (e & EPOLLOUT)
         r |= FdEvent::Writable;
     if (e & EPOLLERR)
@@ -422,11 +427,11 @@ struct Loop::Impl {
     }
 
     // seq_cst loads: the loop's half of the sleep handshake (see wakeup.h).
-    bool workPending(std::int64_t now) noexcept {
+    bool workPending(std::int64_t now, unsigned phases) noexcept {
         return micro.pending() || ingress.headReady() || !local.empty() || slab.remotePending() ||
                stopRequested.load(std::memory_order_seq_cst) ||
                wakeRequested.load(std::memory_order_seq_cst) ||
-               (!heap.empty() && heap.top().deadline <= now);
+               ((phases & RunPhase::Timers) && !heap.empty() && heap.top().deadline <= now);
     }
 
     void markBusy(std::int64_t now) noexcept {
@@ -439,8 +444,9 @@ struct Loop::Impl {
     }
 
     // Non-blocking poll of fds (only when some are registered).
-    std::size_t pollFds() {
-        if (fastPathNow() || fdsOf(modeAndFds.load(std::memory_order_acquire)) == 0)
+    std::size_t pollFds(unsigned phases) {
+        if (!(phases & RunPhase::Fds) || fastPathNow() ||
+            fdsOf(modeAndFds.load(std::memory_order_acquire)) == 0)
             return 0;
         epoll_event evs[kMaxEvents];
         const int count = poller.wait(evs, kMaxEvents, 0);
@@ -448,24 +454,25 @@ struct Loop::Impl {
     }
 
     // Sleeps until work arrives, the deadline `end` passes (INT64_MAX: none), or a wake-up.
-    // Returns the fd callbacks it ran.
-    std::size_t waitForWork(std::int64_t end) {
+    // Timer deadlines end the wait only when `phases` includes timers; without fds in `phases`
+    // the wait is on the futex, so fd readiness does not end it. Returns the fd callbacks it ran.
+    std::size_t waitForWork(std::int64_t end, unsigned phases) {
         for (;;) {
             std::int64_t now = monotonicNs();
             std::int64_t until = end;
-            if (!heap.empty() && heap.top().deadline < until)
+            if ((phases & RunPhase::Timers) && !heap.empty() && heap.top().deadline < until)
                 until = heap.top().deadline;
             if (until <= now)
                 return 0;
             const std::int64_t waitNs = until == INT64_MAX ? -1 : until - now;
-            const bool fast = fastPathNow();
+            const bool fast = fastPathNow() || !(phases & RunPhase::Fds);
             std::size_t ran = 0;
             markBusy(now);
             setState(LoopState::Sleeping);
             if (fast) {
                 const std::uint32_t seen = wake.futexValue();
                 wake.beginSleep(Wakeup::Futex);
-                if (!workPending(now))
+                if (!workPending(now, phases))
                     wake.futexWait(seen, waitNs);
                 wake.endSleep();
                 setState(LoopState::Running);
@@ -473,14 +480,15 @@ struct Loop::Impl {
             } else {
                 epoll_event evs[kMaxEvents];
                 wake.beginSleep(Wakeup::Epoll);
-                const int count = workPending(now) ? 0 : poller.wait(evs, kMaxEvents, waitNs);
+                const int count =
+                    workPending(now, phases) ? 0 : poller.wait(evs, kMaxEvents, waitNs);
                 wake.endSleep();
                 setState(LoopState::Running);
                 markIdle(monotonicNs());
                 ran = dispatchEvents(evs, count);
             }
             if (ran || closed || wakeRequested.exchange(false, std::memory_order_acq_rel) ||
-                workPending(monotonicNs()))
+                workPending(monotonicNs(), phases))
                 return ran;
         }
     }
@@ -492,25 +500,27 @@ struct Loop::Impl {
     }
 
     // ---- one iteration ----
-    std::size_t iterate(std::int64_t timeoutNs) {
+    std::size_t iterate(std::int64_t timeoutNs, unsigned phases) {
         iterations.add();
         std::int64_t now = monotonicNs();
         sampleGauges(now);
         std::size_t ran = 0;
         drainRemoteTimers();
         ran += checkpoint(); // microtasks queued from other threads since the last checkpoint
-        ran += runDueTimers(now);
+        if (phases & RunPhase::Timers)
+            ran += runDueTimers(now);
         ran += runTasks();
-        ran += pollFds();
+        ran += pollFds(phases);
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end =
                 timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
-            ran += waitForWork(end);
+            ran += waitForWork(end, phases);
             if (!closed) {
                 now = monotonicNs();
                 drainRemoteTimers();
                 ran += checkpoint();
-                ran += runDueTimers(now);
+                if (phases & RunPhase::Timers)
+                    ran += runDueTimers(now);
                 ran += runTasks();
             }
         }
@@ -529,14 +539,14 @@ struct Loop::Impl {
         return tasksRun.get() + microtasksRun.get() + timersRun.get() + fdCallbacksRun.get();
     }
 
-    Result<std::size_t> runOnce(std::int64_t timeoutNs) {
+    Result<std::size_t> runOnce(std::int64_t timeoutNs, unsigned phases) {
         if (!isLoopThread())
             return Errc::WrongThread;
         if (closed)
             return Errc::NotAccepting;
         const std::uint64_t before = callbacksTotal();
         enter();
-        iterate(timeoutNs);
+        iterate(timeoutNs, phases);
         // A runOnce() outside any run() consumes a stop request (it returned promptly).
         if (runDepth == 0)
             stopRequested.store(false, std::memory_order_relaxed);
@@ -725,7 +735,7 @@ Status Loop::run() {
         return Errc::NotAccepting;
     ++d_->runDepth;
     while (!d_->closed) {
-        (void)d_->runOnce(-1);
+        (void)d_->runOnce(-1, RunPhase::All);
         if (d_->stopRequested.exchange(false, std::memory_order_acq_rel))
             break;
     }
@@ -733,9 +743,9 @@ Status Loop::run() {
     return {};
 }
 
-Result<std::size_t> Loop::runOnce(Duration timeout) {
+Result<std::size_t> Loop::runOnce(Duration timeout, unsigned phases) {
     const std::int64_t ns = timeout == kForever ? -1 : (timeout.count() < 0 ? 0 : timeout.count());
-    return d_->runOnce(ns);
+    return d_->runOnce(ns, phases);
 }
 
 void Loop::stop() noexcept {
@@ -859,7 +869,7 @@ std::size_t Loop::pendingTimers() const noexcept {
 Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
     if (!d_->isLoopThread())
         return Errc::WrongThread;
-    if (fd < 0 || events == 0 || (events & ~(FdEvent::Readable | FdEvent::Writable)))
+    if (fd < 0 || events == 0 || (events & ~kWatchable))
         return Errc::InvalidArgument;
     if (!callback)
         return Errc::NullCallable;
@@ -891,7 +901,7 @@ Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
 Status Loop::modifyFd(int fd, unsigned events) {
     if (!d_->isLoopThread())
         return Errc::WrongThread;
-    if (events & ~(FdEvent::Readable | FdEvent::Writable))
+    if (events & ~kWatchable)
         return Errc::InvalidArgument;
     Impl::FdEntry* e = d_->fdEntry(fd);
     if (!e)

@@ -36,9 +36,18 @@ namespace libloop {
 namespace FdEvent {
 inline constexpr unsigned Readable = 1u << 0;
 inline constexpr unsigned Writable = 1u << 1;
-inline constexpr unsigned Error = 1u << 2;  // reported only, never requested
-inline constexpr unsigned HangUp = 1u << 3; // reported only (peer closed / EPOLLHUP / EPOLLRDHUP)
+inline constexpr unsigned Error = 1u << 2;    // reported only, never requested
+inline constexpr unsigned HangUp = 1u << 3;   // reported only (peer closed / EPOLLHUP / EPOLLRDHUP)
+inline constexpr unsigned Priority = 1u << 4; // urgent / exceptional data (EPOLLPRI)
 } // namespace FdEvent
+
+// The phases one runOnce() may run and wait for (Qt's X11ExcludeTimers and
+// ExcludeSocketNotifiers). Tasks and microtasks always run.
+namespace RunPhase {
+inline constexpr unsigned Timers = 1u << 0;
+inline constexpr unsigned Fds = 1u << 1;
+inline constexpr unsigned All = Timers | Fds;
+} // namespace RunPhase
 
 using FdCallback = Function<void(int fd, unsigned events)>;
 
@@ -107,7 +116,9 @@ public:
     // timers, fd callbacks, microtasks). Re-entrant. NotAccepting on a closed loop.
     // A wakeUp() or stop() that arrived while nothing was waiting makes the next wait return at
     // once (as Qt's wakeUp does); a runOnce() outside any run() consumes a pending stop().
-    Result<std::size_t> runOnce(Duration timeout = kForever);
+    // `phases` leaves timers and/or fds out of this iteration: excluded timers neither run nor
+    // end the wait, excluded fds are neither polled nor waited on.
+    Result<std::size_t> runOnce(Duration timeout = kForever, unsigned phases = RunPhase::All);
     // [any thread] Makes the innermost run() return after its current iteration, and a waiting
     // runOnce() return promptly.
     void stop() noexcept;
@@ -164,7 +175,8 @@ public:
 
     // ---- fds ----
 
-    // [loop thread] Watches `fd` (level-triggered) for `events` (Readable|Writable, not 0).
+    // [loop thread] Watches `fd` (level-triggered) for `events` (Readable|Writable|Priority,
+    // not 0).
     // One registration per fd (AlreadyExists otherwise). Refused with FastPathConflict while the
     // fast path is Forced. Errors and hang-ups are reported whenever any event is watched.
     Status registerFd(int fd, unsigned events, FdCallback callback);

@@ -1,0 +1,294 @@
+#include <libloop/qt/loopeventdispatcher.h>
+
+#include "qttimerrules.h"
+
+#include <libloop/loop.h>
+
+#include <QtCore/qcoreapplication.h>
+#include <QtCore/qhash.h>
+#include <QtCore/qsocketnotifier.h>
+#include <QtCore/qthread.h>
+
+#include <atomic>
+#include <ctime>
+#include <vector>
+
+namespace libloop::qt {
+
+using namespace detail;
+
+namespace {
+
+std::int64_t nowNs() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+TimePoint toTimePoint(std::int64_t ns) {
+    return TimePoint(Duration(ns));
+}
+
+} // namespace
+
+struct LoopEventDispatcher::Private {
+    // One Qt timer. `generation` tells a registration from a later one with the same id, so a
+    // loop callback of an unregistered timer (or one re-registered meanwhile) does nothing.
+    struct QtTimer {
+        QObject* object = nullptr;
+        QtTimerRule rule;
+        std::int64_t deadline = 0;
+        libloop::TimerId loopTimer;
+        std::uint64_t generation = 0;
+        bool inEvent = false; // its QTimerEvent is being delivered (Qt's recursion guard)
+    };
+    // Read, Write, Exception notifiers of one fd (QSocketNotifier::Type is the index).
+    struct FdNotifiers {
+        QSocketNotifier* notifier[3] = {nullptr, nullptr, nullptr};
+        bool inLoop = false;
+        bool empty() const { return !notifier[0] && !notifier[1] && !notifier[2]; }
+        unsigned events() const {
+            return (notifier[QSocketNotifier::Read] ? FdEvent::Readable : 0u) |
+                   (notifier[QSocketNotifier::Write] ? FdEvent::Writable : 0u) |
+                   (notifier[QSocketNotifier::Exception] ? FdEvent::Priority : 0u);
+        }
+    };
+
+    explicit Private(LoopEventDispatcher* q) : q(q), loop(options()) {}
+
+    static LoopOptions options() {
+        LoopOptions o;
+        o.name = "qt";
+        return o;
+    }
+
+    void bindToCurrentThread() {
+        if (!loop.isLoopThread())
+            (void)loop.attachToCurrentThread();
+    }
+
+    // ---- timers ----
+    void arm(int id, QtTimer& t) {
+        const std::uint64_t gen = t.generation;
+        auto r = loop.scheduleTimerAt(toTimePoint(t.deadline), [this, id, gen] { fire(id, gen); });
+        t.loopTimer = r.value_or(libloop::TimerId{});
+        if (!r)
+            qWarning("LoopEventDispatcher: cannot schedule timer %d: %s", id, r.status().message());
+    }
+
+    // Qt order: the next deadline is computed (and armed) before the event is delivered, so
+    // remainingTime() inside the handler already answers for the next period; a timer whose
+    // event is still being delivered (a nested event loop inside its handler) is re-armed but
+    // not delivered again — that firing is dropped, as Qt drops it.
+    void fire(int id, std::uint64_t gen) {
+        auto it = timers.find(id);
+        if (it == timers.end() || it->generation != gen)
+            return;
+        QtTimer& t = *it;
+        t.deadline = nextDeadline(t.rule, t.deadline, nowNs());
+        arm(id, t);
+        if (t.inEvent)
+            return;
+        t.inEvent = true;
+        QObject* object = t.object;
+        QTimerEvent event(id);
+        QCoreApplication::sendEvent(object, &event);
+        it = timers.find(id); // the handler may have killed or restarted the timer
+        if (it != timers.end() && it->generation == gen)
+            it->inEvent = false;
+    }
+
+    bool removeTimer(int id) {
+        auto it = timers.find(id);
+        if (it == timers.end())
+            return false;
+        loop.cancelTimer(it->loopTimer); // false when it is running now: fire() re-checks
+        QList<int>& ids = byObject[it->object];
+        ids.removeOne(id);
+        if (ids.isEmpty())
+            byObject.remove(it->object);
+        timers.erase(it);
+        return true;
+    }
+
+    // ---- socket notifiers ----
+    void syncFd(int fd, FdNotifiers& n) {
+        const unsigned events = n.events();
+        if (!events) {
+            if (n.inLoop)
+                (void)loop.unregisterFd(fd);
+            n.inLoop = false;
+            return;
+        }
+        Status s =
+            n.inLoop ? loop.modifyFd(fd, events)
+                     : loop.registerFd(fd, events, [this](int f, unsigned ev) { activate(f, ev); });
+        if (!n.inLoop && s.ok())
+            n.inLoop = true;
+        if (!s.ok())
+            qWarning("QSocketNotifier: Invalid socket %d and type '%s', disabling...", fd,
+                     (events & FdEvent::Readable)   ? "Read"
+                     : (events & FdEvent::Writable) ? "Write"
+                                                    : "Exception");
+    }
+
+    // Read <- readable | hang-up | error, Write <- writable | hang-up | error,
+    // Exception <- priority | hang-up | error (Qt's poll mapping). A notifier unregistered or
+    // deleted while an earlier one of the same fd is being activated is not activated.
+    void activate(int fd, unsigned revents) {
+        static constexpr unsigned kTrigger[3] = {
+            FdEvent::Readable | FdEvent::HangUp | FdEvent::Error,
+            FdEvent::Writable | FdEvent::HangUp | FdEvent::Error,
+            FdEvent::Priority | FdEvent::HangUp | FdEvent::Error,
+        };
+        QSocketNotifier* due[3] = {nullptr, nullptr, nullptr};
+        auto it = sockets.constFind(fd);
+        if (it == sockets.cend())
+            return;
+        for (int type = 0; type < 3; ++type)
+            if (revents & kTrigger[type])
+                due[type] = it->notifier[type];
+        for (int type = 0; type < 3; ++type) {
+            if (!due[type])
+                continue;
+            it = sockets.constFind(fd);
+            if (it == sockets.cend() || it->notifier[type] != due[type])
+                continue; // unregistered (or deleted) by an earlier handler
+            QEvent event(QEvent::SockAct);
+            QCoreApplication::sendEvent(due[type], &event);
+        }
+    }
+
+    LoopEventDispatcher* q;
+    Loop loop;
+    QHash<int, QtTimer> timers;
+    QHash<QObject*, QList<int>> byObject;
+    QHash<int, FdNotifiers> sockets;
+    std::uint64_t nextGeneration = 1;
+    std::atomic<bool> interrupted{false};
+    std::atomic<bool> woken{false};
+};
+
+LoopEventDispatcher::LoopEventDispatcher(QObject* parent)
+    : QAbstractEventDispatcher(parent), d(std::make_unique<Private>(this)) {}
+
+LoopEventDispatcher::~LoopEventDispatcher() = default;
+
+libloop::Loop& LoopEventDispatcher::loop() {
+    return d->loop;
+}
+
+bool LoopEventDispatcher::processEvents(QEventLoop::ProcessEventsFlags flags) {
+    d->bindToCurrentThread();
+    d->interrupted.store(false, std::memory_order_relaxed);
+    emit awake();
+    QCoreApplication::sendPostedEvents();
+
+    // A wakeUp() from an event posted during that delivery (or from another thread) is pending
+    // in the loop, so the wait below returns at once: nothing posted is left waiting.
+    const bool canWait =
+        (flags & QEventLoop::WaitForMoreEvents) && !d->interrupted.load(std::memory_order_acquire);
+    if (canWait)
+        emit aboutToBlock();
+    if (d->interrupted.load(std::memory_order_acquire))
+        return false;
+
+    unsigned phases = RunPhase::All;
+    if (flags & QEventLoop::ExcludeSocketNotifiers)
+        phases &= ~RunPhase::Fds;
+    if (flags & QEventLoop::X11ExcludeTimers)
+        phases &= ~RunPhase::Timers;
+    const auto ran = d->loop.runOnce(canWait ? kForever : Duration::zero(), phases);
+    if (canWait)
+        emit awake();
+    // As in Qt, a consumed wake-up counts as work: events were posted.
+    const bool woken = d->woken.exchange(false, std::memory_order_acq_rel);
+    return (ran.ok() && ran.value() > 0) || woken;
+}
+
+void LoopEventDispatcher::registerSocketNotifier(QSocketNotifier* notifier) {
+    Q_ASSERT(notifier);
+    const int fd = int(notifier->socket());
+    const int type = int(notifier->type());
+    Private::FdNotifiers& n = d->sockets[fd];
+    if (n.notifier[type] && n.notifier[type] != notifier)
+        qWarning("%s: Multiple socket notifiers for same socket %d and type %s", Q_FUNC_INFO, fd,
+                 type == 0   ? "Read"
+                 : type == 1 ? "Write"
+                             : "Exception");
+    n.notifier[type] = notifier;
+    d->syncFd(fd, n);
+}
+
+void LoopEventDispatcher::unregisterSocketNotifier(QSocketNotifier* notifier) {
+    Q_ASSERT(notifier);
+    const int fd = int(notifier->socket());
+    const int type = int(notifier->type());
+    auto it = d->sockets.find(fd);
+    if (it == d->sockets.end() || it->notifier[type] != notifier)
+        return;
+    it->notifier[type] = nullptr;
+    d->syncFd(fd, *it);
+    if (it->empty())
+        d->sockets.erase(it);
+}
+
+void LoopEventDispatcher::registerTimer(int timerId, qint64 interval, Qt::TimerType timerType,
+                                        QObject* object) {
+    Q_ASSERT(timerId > 0 && interval >= 0 && object);
+    if (d->timers.contains(timerId))
+        d->removeTimer(timerId);
+    Private::QtTimer& t = d->timers[timerId];
+    t.object = object;
+    t.rule = normalizeTimer(interval, timerType);
+    t.deadline = firstDeadline(t.rule, interval, nowNs());
+    t.generation = d->nextGeneration++;
+    d->byObject[object].append(timerId);
+    d->arm(timerId, t);
+}
+
+bool LoopEventDispatcher::unregisterTimer(int timerId) {
+    return d->removeTimer(timerId);
+}
+
+bool LoopEventDispatcher::unregisterTimers(QObject* object) {
+    const QList<int> ids = d->byObject.value(object);
+    for (int id : ids)
+        d->removeTimer(id);
+    return !ids.isEmpty();
+}
+
+QList<QAbstractEventDispatcher::TimerInfo>
+LoopEventDispatcher::registeredTimers(QObject* object) const {
+    QList<TimerInfo> list;
+    for (int id : d->byObject.value(object)) {
+        const Private::QtTimer& t = d->timers[id];
+        list.append(TimerInfo(id, int(reportedInterval(t.rule)), t.rule.type));
+    }
+    return list;
+}
+
+int LoopEventDispatcher::remainingTime(int timerId) {
+    auto it = d->timers.constFind(timerId);
+    if (it == d->timers.cend())
+        return -1;
+    return remainingMs(it->deadline, nowNs());
+}
+
+void LoopEventDispatcher::wakeUp() {
+    d->woken.store(true, std::memory_order_release);
+    d->loop.wakeUp();
+}
+
+void LoopEventDispatcher::interrupt() {
+    d->interrupted.store(true, std::memory_order_release);
+    wakeUp();
+}
+
+void LoopEventDispatcher::startingUp() {
+    d->bindToCurrentThread();
+}
+
+void LoopEventDispatcher::closingDown() {}
+
+} // namespace libloop::qt

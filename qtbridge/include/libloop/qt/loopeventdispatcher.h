@@ -1,0 +1,54 @@
+// LoopEventDispatcher: Qt's QAbstractEventDispatcher on a libloop Loop (one per thread).
+//
+// processEvents() does what Qt's UNIX dispatcher does, in the same order: emit awake(), send the
+// posted events, then run one libloop iteration — due Qt timers (QTimerEvent), ready socket
+// notifiers (QEvent::SockAct) — waiting for more when WaitForMoreEvents allows it, with
+// aboutToBlock() before and awake() after the wait. Qt timers live on the loop's timer heap
+// (O(log n) register/unregister) and follow Qt's Precise / Coarse / VeryCoarse rules
+// (qttimerrules.h); socket notifiers are one epoll registration per fd.
+#pragma once
+
+#include <QtCore/qabstracteventdispatcher.h>
+
+#include <memory>
+
+namespace libloop {
+class Loop;
+}
+
+namespace libloop::qt {
+
+class LoopEventDispatcher : public QAbstractEventDispatcher {
+    Q_OBJECT
+public:
+    explicit LoopEventDispatcher(QObject* parent = nullptr);
+    ~LoopEventDispatcher() override;
+
+    // The loop this dispatcher runs. Its loop thread is the thread the dispatcher serves
+    // (bound in startingUp() and at the first processEvents()).
+    libloop::Loop& loop();
+
+    bool processEvents(QEventLoop::ProcessEventsFlags flags) override;
+
+    void registerSocketNotifier(QSocketNotifier* notifier) override;
+    void unregisterSocketNotifier(QSocketNotifier* notifier) override;
+
+    void registerTimer(int timerId, qint64 interval, Qt::TimerType timerType,
+                       QObject* object) override;
+    bool unregisterTimer(int timerId) override;
+    bool unregisterTimers(QObject* object) override;
+    QList<TimerInfo> registeredTimers(QObject* object) const override;
+    int remainingTime(int timerId) override;
+
+    void wakeUp() override;    // any thread
+    void interrupt() override; // any thread
+
+    void startingUp() override;
+    void closingDown() override;
+
+private:
+    struct Private;
+    std::unique_ptr<Private> d;
+};
+
+} // namespace libloop::qt
