@@ -15,7 +15,9 @@
 //
 // If an iteration found nothing to do it waits — up to the timeout and never past the next timer
 // deadline — then runs what woke it. Waiting uses a futex when no fd is registered (the fast path)
-// and epoll otherwise; see FastPathMode.
+// or when the iteration excludes fds (RunPhase), and epoll otherwise; see FastPathMode.
+// Microtasks queued outside any callback (from another thread, or by the loop thread between
+// iterations) run at the checkpoint that starts the next iteration.
 #pragma once
 
 #include <libloop/metrics.h>
@@ -36,8 +38,11 @@ namespace libloop {
 namespace FdEvent {
 inline constexpr unsigned Readable = 1u << 0;
 inline constexpr unsigned Writable = 1u << 1;
-inline constexpr unsigned Error = 1u << 2;    // reported only, never requested
-inline constexpr unsigned HangUp = 1u << 3;   // reported only (peer closed / EPOLLHUP / EPOLLRDHUP)
+inline constexpr unsigned Error = 1u << 2; // reported only, never requested
+// Reported only: EPOLLHUP (always), and the peer's half-close (EPOLLRDHUP) when Readable is
+// watched. Half-close is not asked for otherwise: a Writable- or Priority-only watcher would see
+// it on every level-triggered iteration (Qt's poll has no equivalent either).
+inline constexpr unsigned HangUp = 1u << 3;
 inline constexpr unsigned Priority = 1u << 4; // urgent / exceptional data (EPOLLPRI)
 } // namespace FdEvent
 
@@ -178,7 +183,9 @@ public:
     // [loop thread] Watches `fd` (level-triggered) for `events` (Readable|Writable|Priority,
     // not 0).
     // One registration per fd (AlreadyExists otherwise). Refused with FastPathConflict while the
-    // fast path is Forced. Errors and hang-ups are reported whenever any event is watched.
+    // fast path is Forced. Errors and hang-ups (see FdEvent::HangUp) are reported whenever any
+    // event is watched. Bits outside Readable|Writable|Priority answer InvalidArgument (also in
+    // modifyFd).
     Status registerFd(int fd, unsigned events, FdCallback callback);
     // [loop thread] Changes the watched events. 0 keeps the fd registered but reports nothing at
     // all, not even errors or hang-ups (a level-triggered hang-up would otherwise fire on every
