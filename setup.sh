@@ -14,6 +14,7 @@ PACKAGES=(
     qml6-module-qtquick qml6-module-qtquick-controls qml6-module-qtquick-templates
     qml6-module-qtquick-layouts qml6-module-qtquick-window qml6-module-qttest
     libuv1-dev libboost-dev
+    xvfb xauth xdotool
 )
 
 install_missing() {
