@@ -41,6 +41,10 @@ struct LoopEventDispatcher::Private {
         libloop::TimerId loopTimer;
         std::uint64_t generation = 0;
         bool inEvent = false; // its QTimerEvent is being delivered (Qt's recursion guard)
+        // The object's timers form a doubly linked list through their ids (0 ends it), headed
+        // in `firstTimerOf`: starting and killing timers allocates nothing per timer.
+        int prevOfObject = 0;
+        int nextOfObject = 0;
     };
     // Read, Write, Exception notifiers of one fd (QSocketNotifier::Type is the index).
     struct FdNotifiers {
@@ -103,12 +107,38 @@ struct LoopEventDispatcher::Private {
         if (it == timers.end())
             return false;
         loop.cancelTimer(it->loopTimer); // false when it is running now: fire() re-checks
-        QList<int>& ids = byObject[it->object];
-        ids.removeOne(id);
-        if (ids.isEmpty())
-            byObject.remove(it->object);
+        unlinkFromObject(*it);
         timers.erase(it);
         return true;
+    }
+
+    void linkToObject(int id, QtTimer& t) {
+        auto head = firstTimerOf.find(t.object);
+        if (head == firstTimerOf.end()) {
+            firstTimerOf.insert(t.object, id);
+            return;
+        }
+        t.nextOfObject = *head;
+        timers[*head].prevOfObject = id;
+        *head = id;
+    }
+
+    void unlinkFromObject(const QtTimer& t) {
+        if (t.prevOfObject)
+            timers[t.prevOfObject].nextOfObject = t.nextOfObject;
+        else if (t.nextOfObject)
+            firstTimerOf[t.object] = t.nextOfObject;
+        else
+            firstTimerOf.remove(t.object);
+        if (t.nextOfObject)
+            timers[t.nextOfObject].prevOfObject = t.prevOfObject;
+    }
+
+    QList<int> timersOf(QObject* object) const {
+        QList<int> ids;
+        for (int id = firstTimerOf.value(object); id; id = timers.value(id).nextOfObject)
+            ids.append(id);
+        return ids;
     }
 
     // ---- socket notifiers ----
@@ -162,7 +192,7 @@ struct LoopEventDispatcher::Private {
     LoopEventDispatcher* q;
     Loop loop;
     QHash<int, QtTimer> timers;
-    QHash<QObject*, QList<int>> byObject;
+    QHash<QObject*, int> firstTimerOf; // object -> its most recently started timer
     QHash<int, FdNotifiers> sockets;
     std::uint64_t nextGeneration = 1;
     std::atomic<bool> interrupted{false};
@@ -243,7 +273,7 @@ void LoopEventDispatcher::registerTimer(int timerId, qint64 interval, Qt::TimerT
     t.rule = normalizeTimer(interval, timerType);
     t.deadline = firstDeadline(t.rule, interval, nowNs());
     t.generation = d->nextGeneration++;
-    d->byObject[object].append(timerId);
+    d->linkToObject(timerId, t);
     d->arm(timerId, t);
 }
 
@@ -252,7 +282,7 @@ bool LoopEventDispatcher::unregisterTimer(int timerId) {
 }
 
 bool LoopEventDispatcher::unregisterTimers(QObject* object) {
-    const QList<int> ids = d->byObject.value(object);
+    const QList<int> ids = d->timersOf(object);
     for (int id : ids)
         d->removeTimer(id);
     return !ids.isEmpty();
@@ -261,7 +291,7 @@ bool LoopEventDispatcher::unregisterTimers(QObject* object) {
 QList<QAbstractEventDispatcher::TimerInfo>
 LoopEventDispatcher::registeredTimers(QObject* object) const {
     QList<TimerInfo> list;
-    for (int id : d->byObject.value(object)) {
+    for (int id : d->timersOf(object)) {
         const Private::QtTimer& t = d->timers[id];
         list.append(TimerInfo(id, int(reportedInterval(t.rule)), t.rule.type));
     }
@@ -275,14 +305,20 @@ int LoopEventDispatcher::remainingTime(int timerId) {
     return remainingMs(it->deadline, nowNs());
 }
 
+// Coalesced as Qt's own wakeUp() is: only the first wake-up after processEvents() last took
+// `woken` reaches the loop. Enough, because every processEvents() sends the posted events before
+// it may wait, and takes `woken` only after its wait.
 void LoopEventDispatcher::wakeUp() {
-    d->woken.store(true, std::memory_order_release);
-    d->loop.wakeUp();
+    if (!d->woken.exchange(true, std::memory_order_acq_rel))
+        d->loop.wakeUp();
 }
 
+// Never coalesced: an interrupt must end the current (or next) wait even when a wake-up is
+// already pending in `woken` but was consumed by the loop.
 void LoopEventDispatcher::interrupt() {
     d->interrupted.store(true, std::memory_order_release);
-    wakeUp();
+    d->woken.store(true, std::memory_order_release);
+    d->loop.wakeUp();
 }
 
 void LoopEventDispatcher::startingUp() {
