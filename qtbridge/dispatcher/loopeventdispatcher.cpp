@@ -9,6 +9,7 @@
 #include <QtCore/qsocketnotifier.h>
 #include <QtCore/qthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <vector>
@@ -85,30 +86,38 @@ struct LoopEventDispatcher::Private {
     // event is still being delivered (a nested event loop inside its handler) is re-armed but
     // not delivered again — that firing is dropped, as Qt drops it.
     void fire(int id, std::uint64_t gen) {
-        auto it = timers.find(id);
-        if (it == timers.end() || it->generation != gen)
+        QtTimer* t = find(id);
+        if (!t || t->generation != gen)
             return;
-        QtTimer& t = *it;
-        t.deadline = nextDeadline(t.rule, t.deadline, nowNs());
-        arm(id, t);
-        if (t.inEvent)
+        t->deadline = nextDeadline(t->rule, t->deadline, nowNs());
+        arm(id, *t);
+        if (t->inEvent)
             return;
-        t.inEvent = true;
-        QObject* object = t.object;
+        t->inEvent = true;
+        QObject* object = t->object;
         QTimerEvent event(id);
         QCoreApplication::sendEvent(object, &event);
-        it = timers.find(id); // the handler may have killed or restarted the timer
-        if (it != timers.end() && it->generation == gen)
-            it->inEvent = false;
+        t = find(id); // the handler may have killed or restarted the timer; `timers` may grow
+        if (t && t->generation == gen)
+            t->inEvent = false;
+    }
+
+    // Qt's timer ids are small integers from Qt's own free list (the lowest free ones are
+    // reused), so the timers live in a vector indexed by id; an entry is live while `object`
+    // is set.
+    QtTimer* find(int id) {
+        return id > 0 && std::size_t(id) < timers.size() && timers[std::size_t(id)].object
+                   ? &timers[std::size_t(id)]
+                   : nullptr;
     }
 
     bool removeTimer(int id) {
-        auto it = timers.find(id);
-        if (it == timers.end())
+        QtTimer* t = find(id);
+        if (!t)
             return false;
-        loop.cancelTimer(it->loopTimer); // false when it is running now: fire() re-checks
-        unlinkFromObject(*it);
-        timers.erase(it);
+        loop.cancelTimer(t->loopTimer); // false when it is running now: fire() re-checks
+        unlinkFromObject(*t);
+        *t = QtTimer{};
         return true;
     }
 
@@ -119,24 +128,24 @@ struct LoopEventDispatcher::Private {
             return;
         }
         t.nextOfObject = *head;
-        timers[*head].prevOfObject = id;
+        timers[std::size_t(*head)].prevOfObject = id;
         *head = id;
     }
 
     void unlinkFromObject(const QtTimer& t) {
         if (t.prevOfObject)
-            timers[t.prevOfObject].nextOfObject = t.nextOfObject;
+            timers[std::size_t(t.prevOfObject)].nextOfObject = t.nextOfObject;
         else if (t.nextOfObject)
             firstTimerOf[t.object] = t.nextOfObject;
         else
             firstTimerOf.remove(t.object);
         if (t.nextOfObject)
-            timers[t.nextOfObject].prevOfObject = t.prevOfObject;
+            timers[std::size_t(t.nextOfObject)].prevOfObject = t.prevOfObject;
     }
 
     QList<int> timersOf(QObject* object) const {
         QList<int> ids;
-        for (int id = firstTimerOf.value(object); id; id = timers.value(id).nextOfObject)
+        for (int id = firstTimerOf.value(object); id; id = timers[std::size_t(id)].nextOfObject)
             ids.append(id);
         return ids;
     }
@@ -191,7 +200,7 @@ struct LoopEventDispatcher::Private {
 
     LoopEventDispatcher* q;
     Loop loop;
-    QHash<int, QtTimer> timers;
+    std::vector<QtTimer> timers;       // indexed by Qt timer id
     QHash<QObject*, int> firstTimerOf; // object -> its most recently started timer
     QHash<int, FdNotifiers> sockets;
     std::uint64_t nextGeneration = 1;
@@ -266,9 +275,10 @@ void LoopEventDispatcher::unregisterSocketNotifier(QSocketNotifier* notifier) {
 void LoopEventDispatcher::registerTimer(int timerId, qint64 interval, Qt::TimerType timerType,
                                         QObject* object) {
     Q_ASSERT(timerId > 0 && interval >= 0 && object);
-    if (d->timers.contains(timerId))
-        d->removeTimer(timerId);
-    Private::QtTimer& t = d->timers[timerId];
+    d->removeTimer(timerId); // a re-registration replaces the old one
+    if (std::size_t(timerId) >= d->timers.size())
+        d->timers.resize(std::max<std::size_t>(std::size_t(timerId) + 1, d->timers.size() * 2));
+    Private::QtTimer& t = d->timers[std::size_t(timerId)];
     t.object = object;
     t.rule = normalizeTimer(interval, timerType);
     t.deadline = firstDeadline(t.rule, interval, nowNs());
@@ -292,17 +302,15 @@ QList<QAbstractEventDispatcher::TimerInfo>
 LoopEventDispatcher::registeredTimers(QObject* object) const {
     QList<TimerInfo> list;
     for (int id : d->timersOf(object)) {
-        const Private::QtTimer& t = d->timers[id];
+        const Private::QtTimer& t = d->timers[std::size_t(id)];
         list.append(TimerInfo(id, int(reportedInterval(t.rule)), t.rule.type));
     }
     return list;
 }
 
 int LoopEventDispatcher::remainingTime(int timerId) {
-    auto it = d->timers.constFind(timerId);
-    if (it == d->timers.cend())
-        return -1;
-    return remainingMs(it->deadline, nowNs());
+    const Private::QtTimer* t = d->find(timerId);
+    return t ? remainingMs(t->deadline, nowNs()) : -1;
 }
 
 // Coalesced as Qt's own wakeUp() is: only the first wake-up after processEvents() last took
