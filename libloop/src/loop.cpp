@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "microtask_ring.h"
 #include "poller_epoll.h"
+#include "registry_internal.h"
 #include "timer_heap.h"
 #include "timer_slab.h"
 #include "wakeup.h"
@@ -27,6 +28,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace libloop {
@@ -78,6 +80,8 @@ void yieldSpin() noexcept {
     std::this_thread::yield();
 }
 
+std::atomic<std::uint64_t> nextLoopId{1};
+
 } // namespace
 
 struct Loop::Impl {
@@ -93,6 +97,7 @@ struct Loop::Impl {
         : opts(std::move(o)), micro(opts.microtaskRingCapacity), slab(opts.maxTimers),
           rate(opts.rateWindow.count()) {
         owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+        ownerTid.store(int(::gettid()), std::memory_order_relaxed);
         modeAndFds.store(std::uint64_t(opts.fastPath), std::memory_order_relaxed);
         if (poller.valid() && wake.valid())
             poller.add(wake.eventFd(), EPOLLIN, kWakeFdData);
@@ -688,6 +693,8 @@ struct Loop::Impl {
     // ---- data ----
     LoopOptions opts;
     std::atomic<std::thread::id> owner;
+    std::atomic<int> ownerTid{0}; // the loop thread's Linux thread id (for the inspector)
+    const std::uint64_t id = nextLoopId.fetch_add(1, std::memory_order_relaxed);
     std::atomic<int> runners{0}; // 1 while the loop thread is inside run()/runOnce()
     int depth = 0;               // nesting of run()/runOnce() (loop thread)
     int runDepth = 0;            // nesting of run() (loop thread)
@@ -725,8 +732,14 @@ struct Loop::Impl {
 
 // ---------------------------------------------------------------------------------------------
 
-Loop::Loop(LoopOptions options) : d_(std::make_unique<Impl>(std::move(options))) {}
-Loop::~Loop() = default;
+Loop::Loop(LoopOptions options) : d_(std::make_unique<Impl>(std::move(options))) {
+    registerLoop(this);
+}
+
+// Leaves the registry first, so a probe visiting loops never sees one being torn down.
+Loop::~Loop() {
+    unregisterLoop(this);
+}
 
 Status Loop::run() {
     if (!d_->isLoopThread())
@@ -779,6 +792,7 @@ Status Loop::attachToCurrentThread() {
     if (d_->runners.load(std::memory_order_acquire) != 0)
         return Errc::Busy;
     d_->owner.store(std::this_thread::get_id(), std::memory_order_release);
+    d_->ownerTid.store(int(::gettid()), std::memory_order_release);
     return {};
 }
 
@@ -787,6 +801,14 @@ bool Loop::isLoopThread() const noexcept {
 }
 const std::string& Loop::name() const noexcept {
     return d_->opts.name;
+}
+
+std::uint64_t Loop::id() const noexcept {
+    return d_->id;
+}
+
+int Loop::loopThreadTid() const noexcept {
+    return d_->ownerTid.load(std::memory_order_acquire);
 }
 
 Status Loop::submit(Task task) {

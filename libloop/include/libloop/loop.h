@@ -147,6 +147,10 @@ public:
     // [any thread]
     bool isLoopThread() const noexcept;
     const std::string& name() const noexcept;
+    // [any thread] Unique in the process, never reused (the registry lists loops by it).
+    std::uint64_t id() const noexcept;
+    // [any thread] The Linux thread id (gettid) of the loop thread.
+    int loopThreadTid() const noexcept;
 
     // ---- tasks ----
 
