@@ -9,7 +9,7 @@
 //   keeps a reference into a container across a callback; it re-reads state afterwards, and
 //   stops as soon as closed_ is set.
 // - Timers: a slot is in the heap iff its phase is Pending or CancelledRemote and the loop has
-//   processed its insert. pendingTimers_ counts Pending slots (in the heap or not yet inserted).
+//   processed its insert. pendingCount() counts Pending slots (in the heap or not yet inserted).
 #include <libloop/loop.h>
 
 #include "clock.h"
@@ -230,7 +230,7 @@ struct Loop::Impl {
         for (std::uint32_t s = cancels; s != TimerSlab::kNone;) {
             const std::uint32_t next = slab.at(s - 1).nextCancel.load(std::memory_order_relaxed);
             heap.remove(s - 1);
-            slab.release(s - 1);
+            slab.releaseLocal(s - 1);
             s = next;
         }
         heapChanged();
@@ -253,7 +253,7 @@ struct Loop::Impl {
                                                  std::memory_order_acq_rel)) {
                 continue; // cancelled from another thread: the cancel list frees it
             }
-            pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+            addPending(true, -1);
             Task task = std::move(e.task);
             if (opts.metrics && (timersSampled++ & sampleMask) == 0) {
                 const std::int64_t start = monotonicNs();
@@ -261,7 +261,7 @@ struct Loop::Impl {
                     std::uint64_t(start > top.deadline ? start - top.deadline : 0));
             }
             runOnceAndRelease(task, CallbackKind::Timer);
-            slab.release(top.slot());
+            slab.releaseLocal(top.slot());
             timersRun.add();
             ++n;
             checkpoint();
@@ -289,13 +289,13 @@ struct Loop::Impl {
             return Errc::NotAccepting;
         std::uint32_t slot;
         std::uint64_t gen;
-        if (!slab.allocate(slot, gen))
+        if (!(local ? slab.allocateLocal(slot, gen) : slab.allocate(slot, gen)))
             return Errc::TooManyTimers;
         TimerSlab::Entry& e = slab.at(slot);
         e.task = std::move(task);
         // release: a timerDeadline() that reads this value also sees the slot's new generation.
         e.deadline.store(deadline, std::memory_order_release);
-        pendingTimers.fetch_add(1, std::memory_order_relaxed);
+        addPending(local, 1);
         e.state.store(TimerSlab::word(gen, TimerSlab::Pending), std::memory_order_release);
         if (local) {
             insertTimer(slot);
@@ -313,15 +313,16 @@ struct Loop::Impl {
             return false;
         const std::uint32_t slot = TimerSlab::slotOf(id);
         std::uint64_t expected = TimerSlab::word(gen, TimerSlab::Pending);
-        if (isLoopThread() && heap.contains(slot)) {
+        const bool local = isLoopThread();
+        if (local && heap.contains(slot)) {
             if (!e->state.compare_exchange_strong(expected,
                                                   TimerSlab::word(gen, TimerSlab::Cancelled),
                                                   std::memory_order_acq_rel))
                 return false;
-            pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+            addPending(true, -1);
             heap.remove(slot);
             heapChanged();
-            slab.release(slot);
+            slab.releaseLocal(slot);
             return true;
         }
         // Another thread, or a timer scheduled from another thread that the loop has not
@@ -330,7 +331,7 @@ struct Loop::Impl {
                                               TimerSlab::word(gen, TimerSlab::CancelledRemote),
                                               std::memory_order_acq_rel))
             return false;
-        pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+        addPending(local, -1);
         slab.pushCancel(slot);
         wake.notify();
         return true;
@@ -357,7 +358,7 @@ struct Loop::Impl {
                                                        std::memory_order_acq_rel))
                         continue;
                     ++cancelled;
-                    pendingTimers.fetch_sub(1, std::memory_order_relaxed);
+                    addPending(true, -1);
                     e.task.reset();
                 } else if (phase == TimerSlab::Cancelled || phase == TimerSlab::CancelledRemote) {
                     e.task.reset();
@@ -611,8 +612,7 @@ struct Loop::Impl {
             }
             if (micro.pending() || !local.empty() || slab.remotePending())
                 continue;
-            if (policy == ShutdownTimers::WaitForAll &&
-                pendingTimers.load(std::memory_order_acquire) != 0 && !heap.empty()) {
+            if (policy == ShutdownTimers::WaitForAll && pendingCount() != 0 && !heap.empty()) {
                 const std::int64_t now = monotonicNs();
                 if (heap.top().deadline > now) {
                     const std::uint32_t seen = wake.futexValue();
@@ -710,7 +710,22 @@ struct Loop::Impl {
     MicrotaskRing micro;
     TimerSlab slab;
     TimerHeap heap;
-    std::atomic<std::uint64_t> pendingTimers{0};
+    // Pending timers = pendingLocal + pendingRemote. The loop thread (or the thread closing an
+    // unrun loop) keeps its share in a single-writer counter (plain load + store); other threads
+    // add theirs with read-modify-writes. Either part may be negative; the sum is not.
+    std::atomic<std::int64_t> pendingLocal{0};
+    std::atomic<std::int64_t> pendingRemote{0};
+    void addPending(bool local, std::int64_t n) noexcept {
+        if (local)
+            pendingLocal.store(pendingLocal.load(std::memory_order_relaxed) + n,
+                               std::memory_order_relaxed);
+        else
+            pendingRemote.fetch_add(n, std::memory_order_relaxed);
+    }
+    std::int64_t pendingCount() const noexcept {
+        return pendingLocal.load(std::memory_order_relaxed) +
+               pendingRemote.load(std::memory_order_relaxed);
+    }
 
     PollerEpoll poller;
     Wakeup wake;
@@ -885,7 +900,8 @@ Result<TimePoint> Loop::timerDeadline(TimerId id) const noexcept {
 }
 
 std::size_t Loop::pendingTimers() const noexcept {
-    return d_->pendingTimers.load(std::memory_order_relaxed);
+    const std::int64_t n = d_->pendingCount();
+    return n > 0 ? std::size_t(n) : 0;
 }
 
 Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {

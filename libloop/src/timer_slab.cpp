@@ -9,6 +9,7 @@ TimerSlab::TimerSlab(std::uint32_t maxSlots)
     : maxChunks_((std::clamp<std::uint32_t>(maxSlots, 1, 1u << kSlotBits) + kChunkSize - 1) /
                  kChunkSize),
       chunks_(new std::atomic<Entry*>[maxChunks_]) {
+    localFree_.reserve(kLocalMax);
     for (std::uint32_t i = 0; i < maxChunks_; ++i)
         chunks_[i].store(nullptr, std::memory_order_relaxed);
 }
@@ -78,13 +79,40 @@ bool TimerSlab::allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept {
     }
 }
 
-void TimerSlab::release(std::uint32_t slot) noexcept {
+bool TimerSlab::markFree(std::uint32_t slot) noexcept {
     Entry& e = at(slot);
     e.task.reset();
     const std::uint64_t gen = generationOf(e.state.load(std::memory_order_relaxed));
     e.state.store(word(gen, Free), std::memory_order_release);
-    if (gen < kMaxGeneration)
-        pushFree(slot); // else: retired, so its ids are never issued again
+    return gen < kMaxGeneration; // else: retired, so its ids are never issued again
+}
+
+void TimerSlab::release(std::uint32_t slot) noexcept {
+    if (markFree(slot))
+        pushFree(slot);
+}
+
+void TimerSlab::releaseLocal(std::uint32_t slot) noexcept {
+    if (!markFree(slot))
+        return;
+    if (localFree_.size() == kLocalMax) {
+        for (std::size_t i = kLocalMax / 2; i < kLocalMax; ++i)
+            pushFree(localFree_[i]);
+        localFree_.resize(kLocalMax / 2);
+    }
+    localFree_.push_back(slot); // within the reserved capacity: never allocates
+}
+
+bool TimerSlab::allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept {
+    if (localFree_.empty())
+        return allocate(slot, gen);
+    slot = localFree_.back();
+    localFree_.pop_back();
+    Entry& e = at(slot);
+    // Only the loop thread reaches this slot until the caller publishes it (Pending, release).
+    gen = generationOf(e.state.load(std::memory_order_relaxed)) + 1;
+    e.state.store(word(gen, Free), std::memory_order_relaxed);
+    return true;
 }
 
 void TimerSlab::push(std::atomic<std::uint32_t>& head, std::atomic<std::uint32_t> Entry::*link,

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace libloop::detail {
 
@@ -80,6 +81,13 @@ public:
     // [loop thread] Destroys the task, marks the slot Free and returns it to the free list
     // (unless its generation is exhausted).
     void release(std::uint32_t slot) noexcept;
+    // [loop thread] As allocate() / release(), through a cache of free slots that only the loop
+    // thread touches: no atomic read-modify-write on the loop's own schedule/cancel/fire path.
+    // Past kLocalMax cached slots half of them go back to the shared list, so other threads
+    // still find free slots; allocateLocal() falls back to the shared list when the cache is
+    // empty.
+    bool allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept;
+    void releaseLocal(std::uint32_t slot) noexcept;
     // [any thread] Null for a slot that was never allocated.
     Entry* find(std::uint32_t slot) const noexcept;
     Entry& at(std::uint32_t slot) const noexcept { return *find(slot); }
@@ -109,7 +117,13 @@ private:
     void push(std::atomic<std::uint32_t>& head, std::atomic<std::uint32_t> Entry::*link,
               std::uint32_t slot) noexcept;
 
+    static constexpr std::size_t kLocalMax = 4096;
+
+    // Marks the slot Free (task destroyed); false when its generation is exhausted (retired).
+    bool markFree(std::uint32_t slot) noexcept;
+
     const std::uint32_t maxChunks_;
+    std::vector<std::uint32_t> localFree_; // loop thread only; capacity kLocalMax, never grows
     std::unique_ptr<std::atomic<Entry*>[]> chunks_;
     std::atomic<std::uint32_t> slotCount_{0};
     std::mutex growMutex_;

@@ -4,6 +4,9 @@
 set -u
 app=$1 preload=$2
 fail=0
+# A sanitizer build's preload needs the sanitizer runtime loaded before it.
+runtime=$(ldd "$preload" | awk '/lib(a|t)san\.so/ {print $3; exit}')
+[ -n "$runtime" ] && preload="$runtime $preload"
 ours=libloop::qt::LoopEventDispatcher
 gui=libloop::qt::LoopGuiEventDispatcher
 out=$(mktemp) err=$(mktemp)
