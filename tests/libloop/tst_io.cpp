@@ -19,7 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::CallbackKind;
 using libloop::Clock;
 using libloop::Duration;
@@ -31,81 +34,11 @@ using libloop::Status;
 using libloop::TimePoint;
 namespace FdEvent = libloop::FdEvent;
 
-namespace QTest {
-template <> inline char* toString(const libloop::Errc& e) {
-    return qstrdup(libloop::errcName(e));
-}
-template <> inline char* toString(const libloop::CallbackKind& k) {
-    return qstrdup(libloop::callbackKindName(k));
-}
-} // namespace QTest
-
 namespace {
-
-constexpr Duration kHangGuard = 10s;
-
-template <class Pred> bool runUntil(Loop& loop, Pred pred, Duration limit = kHangGuard) {
-    const TimePoint end = Clock::now() + limit;
-    while (!pred()) {
-        if (Clock::now() >= end)
-            return pred();
-        const auto r = loop.runOnce(2ms);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
 
 void spinRunOnce(Loop& loop, int n) {
     for (int i = 0; i < n; ++i)
         (void)loop.runOnce(0ns);
-}
-
-// A non-blocking AF_UNIX stream socketpair; closes what is still open on destruction.
-struct SocketPair {
-    int a = -1, b = -1;
-    SocketPair() {
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0) {
-            a = fds[0];
-            b = fds[1];
-        }
-    }
-    ~SocketPair() {
-        closeA();
-        closeB();
-    }
-    SocketPair(const SocketPair&) = delete;
-    SocketPair& operator=(const SocketPair&) = delete;
-    bool ok() const { return a >= 0 && b >= 0; }
-    void closeA() {
-        if (a >= 0)
-            ::close(a);
-        a = -1;
-    }
-    void closeB() {
-        if (b >= 0)
-            ::close(b);
-        b = -1;
-    }
-};
-
-bool writeByte(int fd) {
-    const char c = 'x';
-    return ::send(fd, &c, 1, MSG_NOSIGNAL) == 1;
-}
-
-void drain(int fd) {
-    char buf[256];
-    while (::recv(fd, buf, sizeof buf, 0) > 0) {
-    }
-}
-
-std::shared_ptr<int> makeToken(std::atomic<bool>& destroyed) {
-    return std::shared_ptr<int>(new int(0), [&destroyed](int* p) {
-        destroyed = true;
-        delete p;
-    });
 }
 
 } // namespace

@@ -18,7 +18,10 @@
 #include <utility>
 #include <vector>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::Errc;
 using libloop::Loop;
 using libloop::LoopOptions;
@@ -29,67 +32,7 @@ using libloop::Status;
 using libloop::Task;
 namespace FdEvent = libloop::FdEvent;
 
-namespace libloop {
-inline char* toString(Errc e) {
-    return qstrdup(errcName(e));
-}
-inline char* toString(LoopState s) {
-    return qstrdup(loopStateName(s));
-}
-} // namespace libloop
-
 namespace {
-
-constexpr auto kHangGuard = 10s; // only against hangs; never asserted on
-
-template <class Pred> bool pumpUntil(Loop& loop, Pred pred, long maxIterations = -1) {
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    long n = 0;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        if (maxIterations >= 0 && n++ >= maxIterations)
-            return false;
-        auto r = loop.runOnce(5ms);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
-
-template <class Pred> bool waitFor(Pred pred) {
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
-struct Tracker {
-    std::atomic<int> finalDestroys{0};
-    std::atomic<int> calls{0};
-};
-
-struct Probe {
-    Tracker* t;
-    bool active = true;
-    explicit Probe(Tracker* tracker) noexcept : t(tracker) {}
-    Probe(Probe&& o) noexcept : t(o.t), active(std::exchange(o.active, false)) {}
-    Probe(const Probe&) = delete;
-    Probe& operator=(const Probe&) = delete;
-    Probe& operator=(Probe&&) = delete;
-    ~Probe() {
-        if (active)
-            t->finalDestroys.fetch_add(1);
-    }
-    void operator()() const { t->calls.fetch_add(1); }
-};
-
-Task probeTask(Tracker& t) {
-    return Task([p = Probe(&t)] { p(); });
-}
 
 // Runs `f` on a fresh thread and waits for it.
 template <class F> void onOtherThread(F&& f) {
@@ -115,10 +58,6 @@ struct Pipe {
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
 };
-
-std::size_t value(const libloop::Result<std::size_t>& r) {
-    return r.ok() ? r.value() : std::size_t(-1);
-}
 
 bool fdIsOpen(int fd) {
     return ::fcntl(fd, F_GETFD) != -1;

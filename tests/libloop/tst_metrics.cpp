@@ -20,7 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::CallbackKind;
 using libloop::Clock;
 using libloop::Duration;
@@ -37,115 +40,7 @@ using libloop::TimePoint;
 using libloop::TimerId;
 namespace FdEvent = libloop::FdEvent;
 
-namespace QTest {
-template <> inline char* toString(const libloop::Errc& e) {
-    return qstrdup(libloop::errcName(e));
-}
-template <> inline char* toString(const libloop::LoopState& s) {
-    return qstrdup(libloop::loopStateName(s));
-}
-template <> inline char* toString(const libloop::FastPathMode& m) {
-    return qstrdup(libloop::fastPathModeName(m));
-}
-} // namespace QTest
-
 namespace {
-
-constexpr Duration kHangGuard = 10s;
-
-template <class Pred> bool runUntil(Loop& loop, Pred pred, Duration limit = kHangGuard) {
-    const TimePoint end = Clock::now() + limit;
-    while (!pred()) {
-        if (Clock::now() >= end)
-            return pred();
-        const auto r = loop.runOnce(2ms);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
-
-// Like runUntil, but never waits (runOnce(0)) and adds up runOnce's callback counts.
-template <class Pred> bool pollUntil(Loop& loop, Pred pred, std::size_t* started = nullptr) {
-    const TimePoint end = Clock::now() + kHangGuard;
-    while (!pred()) {
-        if (Clock::now() >= end)
-            return pred();
-        const auto r = loop.runOnce(0ns);
-        if (!r.ok())
-            return false;
-        if (started)
-            *started += r.value();
-    }
-    return true;
-}
-
-class Watchdog {
-public:
-    explicit Watchdog(Loop& loop, Duration limit = 20s) : loop_(loop) {
-        thread_ = std::thread([this, limit] {
-            std::unique_lock lk(m_);
-            if (cv_.wait_for(lk, limit, [this] { return done_; }))
-                return;
-            fired_ = true;
-            while (!done_) {
-                loop_.stop();
-                loop_.wakeUp();
-                cv_.wait_for(lk, 50ms, [this] { return done_; });
-            }
-        });
-    }
-    ~Watchdog() { dismiss(); }
-    void dismiss() {
-        {
-            std::lock_guard lk(m_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable())
-            thread_.join();
-    }
-    bool fired() const { return fired_.load(); }
-
-private:
-    Loop& loop_;
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::atomic<bool> fired_{false};
-    std::thread thread_;
-};
-
-struct SocketPair {
-    int a = -1, b = -1;
-    SocketPair() {
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0) {
-            a = fds[0];
-            b = fds[1];
-        }
-    }
-    ~SocketPair() {
-        if (a >= 0)
-            ::close(a);
-        if (b >= 0)
-            ::close(b);
-    }
-    SocketPair(const SocketPair&) = delete;
-    SocketPair& operator=(const SocketPair&) = delete;
-    bool ok() const { return a >= 0 && b >= 0; }
-};
-
-bool writeByte(int fd) {
-    const char c = 'x';
-    return ::send(fd, &c, 1, MSG_NOSIGNAL) == 1;
-}
-
-void drain(int fd) {
-    char buf[256];
-    while (::recv(fd, buf, sizeof buf, 0) > 0) {
-    }
-}
 
 // Percentiles ordered up to max; the exact mean may exceed the bucketed max by the histogram's
 // relative error (below 1%).

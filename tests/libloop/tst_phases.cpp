@@ -32,7 +32,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::Clock;
 using libloop::Duration;
 using libloop::Errc;
@@ -44,28 +47,7 @@ using libloop::TimePoint;
 namespace FdEvent = libloop::FdEvent;
 namespace RunPhase = libloop::RunPhase;
 
-namespace QTest {
-template <> inline char* toString(const libloop::Errc& e) {
-    return qstrdup(libloop::errcName(e));
-}
-} // namespace QTest
-
 namespace {
-
-constexpr Duration kHangGuard = 10s;
-
-template <class Pred>
-bool runUntil(Loop& loop, Pred pred, unsigned phases = RunPhase::All, Duration limit = kHangGuard) {
-    const TimePoint end = Clock::now() + limit;
-    while (!pred()) {
-        if (Clock::now() >= end)
-            return pred();
-        const auto r = loop.runOnce(2ms, phases);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
 
 // n non-blocking iterations limited to `phases`; false if one of them failed.
 bool spinRunOnce(Loop& loop, int n, unsigned phases = RunPhase::All) {
@@ -74,67 +56,6 @@ bool spinRunOnce(Loop& loop, int n, unsigned phases = RunPhase::All) {
             return false;
     return true;
 }
-
-// Only against hangs: after `limit`, keeps stopping and waking the loop until dismissed, and
-// remembers that it had to.
-class Watchdog {
-public:
-    explicit Watchdog(Loop& loop, Duration limit = 20s) : loop_(loop) {
-        thread_ = std::thread([this, limit] {
-            std::unique_lock lk(m_);
-            if (cv_.wait_for(lk, limit, [this] { return done_; }))
-                return;
-            fired_ = true;
-            while (!done_) {
-                loop_.stop();
-                loop_.wakeUp();
-                cv_.wait_for(lk, 50ms, [this] { return done_; });
-            }
-        });
-    }
-    ~Watchdog() { dismiss(); }
-    Watchdog(const Watchdog&) = delete;
-    Watchdog& operator=(const Watchdog&) = delete;
-    void dismiss() {
-        {
-            std::lock_guard lk(m_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable())
-            thread_.join();
-    }
-    bool fired() const { return fired_.load(); }
-
-private:
-    Loop& loop_;
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::atomic<bool> fired_{false};
-    std::thread thread_;
-};
-
-// A non-blocking AF_UNIX stream socketpair; closes what is still open on destruction.
-struct SocketPair {
-    int a = -1, b = -1;
-    SocketPair() {
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0) {
-            a = fds[0];
-            b = fds[1];
-        }
-    }
-    ~SocketPair() {
-        if (a >= 0)
-            ::close(a);
-        if (b >= 0)
-            ::close(b);
-    }
-    SocketPair(const SocketPair&) = delete;
-    SocketPair& operator=(const SocketPair&) = delete;
-    bool ok() const { return a >= 0 && b >= 0; }
-};
 
 void closeFd(int& fd) {
     if (fd >= 0)
@@ -224,10 +145,6 @@ public:
     bool waitServerReadable() const { return pollFor(server, POLLIN); }
 };
 
-bool writeByte(int fd, char c = 'x') {
-    return ::send(fd, &c, 1, MSG_NOSIGNAL) == 1;
-}
-
 bool sendOob(int fd, char c = '!') {
     return ::send(fd, &c, 1, MSG_OOB | MSG_NOSIGNAL) == 1;
 }
@@ -236,22 +153,6 @@ bool sendOob(int fd, char c = '!') {
 int recvOob(int fd) {
     char c = 0;
     return ::recv(fd, &c, 1, MSG_OOB) == 1 ? static_cast<unsigned char>(c) : -1;
-}
-
-std::string drain(int fd) {
-    std::string got;
-    char buf[256];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
-        got.append(buf, std::size_t(n));
-    return got;
-}
-
-std::shared_ptr<int> makeToken(std::atomic<bool>& destroyed) {
-    return std::shared_ptr<int>(new int(0), [&destroyed](int* p) {
-        destroyed = true;
-        delete p;
-    });
 }
 
 enum class WakeKind { Submit, Microtask, WakeUp };

@@ -18,7 +18,10 @@
 #include <utility>
 #include <vector>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::CallbackKind;
 using libloop::Errc;
 using libloop::Loop;
@@ -26,79 +29,6 @@ using libloop::LoopOptions;
 using libloop::LoopState;
 using libloop::Status;
 using libloop::Task;
-
-// Readable QCOMPARE failure output for libloop enums (found by ADL from QTest).
-namespace libloop {
-inline char* toString(Errc e) {
-    return qstrdup(errcName(e));
-}
-inline char* toString(CallbackKind k) {
-    return qstrdup(callbackKindName(k));
-}
-inline char* toString(LoopState s) {
-    return qstrdup(loopStateName(s));
-}
-} // namespace libloop
-
-namespace {
-
-// Only a guard against hangs; no test asserts on elapsed time.
-constexpr auto kHangGuard = 10s;
-
-// Runs loop iterations on the calling (loop) thread until pred() holds. False if the guard
-// expired, maxIterations were used up or runOnce failed.
-template <class Pred> bool pumpUntil(Loop& loop, Pred pred, long maxIterations = -1) {
-    const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-    long n = 0;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        if (maxIterations >= 0 && n++ >= maxIterations)
-            return false;
-        auto r = loop.runOnce(5ms);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
-
-// Polls pred() from a non-loop thread; false if the guard expired.
-template <class Pred> bool waitFor(Pred pred, std::chrono::nanoseconds guard = kHangGuard) {
-    const auto deadline = std::chrono::steady_clock::now() + guard;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
-struct Tracker {
-    std::atomic<int> finalDestroys{0};
-    std::atomic<int> calls{0};
-};
-
-// Move-only object whose active instance's destruction is counted once.
-struct Probe {
-    Tracker* t;
-    bool active = true;
-    explicit Probe(Tracker* tracker) noexcept : t(tracker) {}
-    Probe(Probe&& o) noexcept : t(o.t), active(std::exchange(o.active, false)) {}
-    Probe(const Probe&) = delete;
-    Probe& operator=(const Probe&) = delete;
-    Probe& operator=(Probe&&) = delete;
-    ~Probe() {
-        if (active)
-            t->finalDestroys.fetch_add(1);
-    }
-    void operator()() const { t->calls.fetch_add(1); }
-};
-
-std::size_t value(const libloop::Result<std::size_t>& r) {
-    return r.ok() ? r.value() : std::size_t(-1);
-}
-
-} // namespace
 
 class tst_Tasks : public QObject {
     Q_OBJECT

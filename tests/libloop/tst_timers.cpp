@@ -24,7 +24,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "testsupport.h"
+
 using namespace std::chrono_literals;
+using namespace testsupport;
 using libloop::CallbackKind;
 using libloop::Clock;
 using libloop::Duration;
@@ -37,81 +40,11 @@ using libloop::Task;
 using libloop::TimePoint;
 using libloop::TimerId;
 
-namespace QTest {
-template <> inline char* toString(const libloop::Errc& e) {
-    return qstrdup(libloop::errcName(e));
-}
-template <> inline char* toString(const libloop::CallbackKind& k) {
-    return qstrdup(libloop::callbackKindName(k));
-}
-} // namespace QTest
-
 namespace {
-
-constexpr Duration kHangGuard = 10s;
-
-// Drives the loop until pred() holds. The deadline only prevents a hang; it is never asserted.
-template <class Pred> bool runUntil(Loop& loop, Pred pred, Duration limit = kHangGuard) {
-    const TimePoint end = Clock::now() + limit;
-    while (!pred()) {
-        if (Clock::now() >= end)
-            return pred();
-        const auto r = loop.runOnce(2ms);
-        if (!r.ok())
-            return false;
-    }
-    return true;
-}
 
 void spinRunOnce(Loop& loop, int n) {
     for (int i = 0; i < n; ++i)
         (void)loop.runOnce(0ns);
-}
-
-// Unsticks a runOnce(kForever) that never returns: after `limit` it keeps calling stop() and
-// wakeUp() until dismissed. A test asserts !fired(): firing means the loop missed a wake-up.
-class Watchdog {
-public:
-    explicit Watchdog(Loop& loop, Duration limit = 20s) : loop_(loop) {
-        thread_ = std::thread([this, limit] {
-            std::unique_lock lk(m_);
-            if (cv_.wait_for(lk, limit, [this] { return done_; }))
-                return;
-            fired_ = true;
-            while (!done_) {
-                loop_.stop();
-                loop_.wakeUp();
-                cv_.wait_for(lk, 50ms, [this] { return done_; });
-            }
-        });
-    }
-    ~Watchdog() { dismiss(); }
-    void dismiss() {
-        {
-            std::lock_guard lk(m_);
-            done_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable())
-            thread_.join();
-    }
-    bool fired() const { return fired_.load(); }
-
-private:
-    Loop& loop_;
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    std::atomic<bool> fired_{false};
-    std::thread thread_;
-};
-
-// A shared token whose destruction (= release of the callable that captured it) sets a flag.
-std::shared_ptr<int> makeToken(std::atomic<bool>& destroyed) {
-    return std::shared_ptr<int>(new int(0), [&destroyed](int* p) {
-        destroyed = true;
-        delete p;
-    });
 }
 
 // A timer that re-schedules itself with delay 0 until `limit` runs happened.
