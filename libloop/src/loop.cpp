@@ -516,7 +516,10 @@ struct Loop::Impl {
         if (phases & RunPhase::Timers)
             ran += runDueTimers(now);
         ran += runTasks();
-        ran += pollFds(phases);
+        // A non-blocking poll only when this iteration will not block: otherwise the wait below
+        // is the poll (one epoll_wait per idle-to-ready cycle, not two).
+        if (ran != 0 || timeoutNs == 0)
+            ran += pollFds(phases);
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end =
                 timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
