@@ -151,19 +151,15 @@ bool Ingress::drained() const noexcept {
     return countOf(tail_.load(std::memory_order_acquire) >> kShift) == countOf(head_ >> kShift);
 }
 
-std::size_t Ingress::releaseAll() noexcept {
-    std::size_t n = 0;
+void Ingress::releaseAll() noexcept {
     QueuedTask qt;
     unsigned spins = 0;
     while (!drained()) {
-        if (pop(qt)) {
+        if (pop(qt))
             qt.task.reset();
-            ++n;
-        } else {
+        else
             cpuRelax(spins); // a producer reserved a slot and is still writing it
-        }
     }
-    return n;
 }
 
 } // namespace libloop::detail

@@ -57,12 +57,10 @@ public:
     std::uint64_t size() const noexcept;
     // [any thread] No push succeeds after this returns. Idempotent.
     void close() noexcept;
-    bool closed() const noexcept { return tail_.load(std::memory_order_acquire) & kClosed; }
     // [consumer, after close()] True when every reserved slot has been consumed.
     bool drained() const noexcept;
     // [consumer, after close()] Destroys every queued task (waiting for in-flight writers).
-    // Returns how many were destroyed.
-    std::size_t releaseAll() noexcept;
+    void releaseAll() noexcept;
 
 private:
     static constexpr std::uint64_t kLap = 128;

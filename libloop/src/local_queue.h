@@ -28,11 +28,9 @@ public:
         out.enqueuedNs = q.enqueuedNs;
         return true;
     }
-    std::size_t clear() noexcept {
-        const std::size_t n = size();
+    void clear() noexcept {
         for (; head_ != tail_; ++head_)
             buf_[head_ & (cap_ - 1)].task.reset();
-        return n;
     }
 
 private:

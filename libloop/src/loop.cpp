@@ -506,7 +506,9 @@ struct Loop::Impl {
     }
 
     // ---- one iteration ----
-    std::size_t iterate(std::int64_t timeoutNs, unsigned phases) {
+    // One iteration. `ran` only decides whether to wait; runOnce() counts the callbacks it
+    // started from the counters (nested runs and checkpoints included).
+    void iterate(std::int64_t timeoutNs, unsigned phases) {
         iterations.add();
         std::int64_t now = monotonicNs();
         sampleGauges(now);
@@ -523,17 +525,16 @@ struct Loop::Impl {
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end =
                 timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
-            ran += waitForWork(end, phases);
+            waitForWork(end, phases); // runs the fd callbacks that ended the wait
             if (!closed) {
                 now = monotonicNs();
                 drainRemoteTimers();
-                ran += checkpoint();
+                checkpoint();
                 if (phases & RunPhase::Timers)
-                    ran += runDueTimers(now);
-                ran += runTasks();
+                    runDueTimers(now);
+                runTasks();
             }
         }
-        return ran;
     }
 
     void sampleGauges(std::int64_t now) noexcept {

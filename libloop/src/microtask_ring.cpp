@@ -98,19 +98,17 @@ void MicrotaskRing::close() {
     overflowClosed_ = true;
 }
 
-std::size_t MicrotaskRing::releaseAll() {
-    std::size_t n = 0;
+void MicrotaskRing::releaseAll() {
     Task t;
     for (;;) {
         if (pop(t)) {
             t.reset();
-            ++n;
             continue;
         }
         // Wait for producers that reserved a cell before close() and are still writing it.
         if ((enqueue_.load(std::memory_order_acquire) & ~kClosedBit) == dequeue_ &&
             overflowCount_.load(std::memory_order_acquire) == 0)
-            return n;
+            return;
         std::this_thread::yield();
     }
 }

@@ -50,8 +50,8 @@ public:
     std::uint64_t capacity() const noexcept { return mask_ + 1; }
     // [any thread]
     void close();
-    // [consumer, after close()] Destroys everything queued; returns how many.
-    std::size_t releaseAll();
+    // [consumer, after close()] Destroys everything queued.
+    void releaseAll();
 
 private:
     static constexpr std::uint64_t kClosedBit = std::uint64_t(1) << 63;

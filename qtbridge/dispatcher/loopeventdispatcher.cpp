@@ -59,7 +59,7 @@ struct LoopEventDispatcher::Private {
         }
     };
 
-    explicit Private(LoopEventDispatcher* q) : q(q), loop(options()) {}
+    Private() : loop(options()) {}
 
     static LoopOptions options() {
         LoopOptions o;
@@ -198,7 +198,6 @@ struct LoopEventDispatcher::Private {
         }
     }
 
-    LoopEventDispatcher* q;
     Loop loop;
     std::vector<QtTimer> timers;       // indexed by Qt timer id
     QHash<QObject*, int> firstTimerOf; // object -> its most recently started timer
@@ -209,7 +208,7 @@ struct LoopEventDispatcher::Private {
 };
 
 LoopEventDispatcher::LoopEventDispatcher(QObject* parent)
-    : QAbstractEventDispatcher(parent), d(std::make_unique<Private>(this)) {}
+    : QAbstractEventDispatcher(parent), d(std::make_unique<Private>()) {}
 
 LoopEventDispatcher::~LoopEventDispatcher() = default;
 

@@ -32,6 +32,7 @@
 // Rule of the project: nothing here passes or fails on time. The exit status is 0 unless a child
 // crashed, hung, or did not get the dispatcher it asked for (a broken benchmark).
 #include "alloc_counter.h"
+#include "loadavg.h"
 
 #include <libloop/qt/install.h>
 
@@ -740,23 +741,6 @@ std::string fmtAllocs(double v) {
     return buf;
 }
 
-std::string loadAverage() {
-    std::FILE* f = std::fopen("/proc/loadavg", "r");
-    if (!f)
-        return "?";
-    char buf[64] = {};
-    const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
-    std::fclose(f);
-    if (!ok)
-        return "?";
-    std::string s(buf);
-    // "1.08 0.81 0.98 ..." -> the three averages
-    std::size_t cut = 0;
-    for (int i = 0; i < 3 && cut != std::string::npos; ++i)
-        cut = s.find(' ', cut + 1);
-    return s.substr(0, cut);
-}
-
 std::string paramLabel(const Scenario& s, long long p) {
     if (s.id == "churn")
         return std::to_string(p) + " active";
@@ -788,7 +772,7 @@ int parentMain(const ParentOptions& o) {
 
     std::printf("bench_qt (%s build, %s mode): Qt %s, %u hardware threads, load average %s\n",
                 BENCH_BUILD_TYPE, o.quick ? "quick" : "default", qVersion(),
-                std::thread::hardware_concurrency(), loadAverage().c_str());
+                std::thread::hardware_concurrency(), loadAverage(3).c_str());
     std::printf("each cell: median of %d child process(es); measured windows end after %.2f s or "
                 "at the count (churn %llu pairs, ping-pong %llu trips, posted %llu events after "
                 "%llu warm-up, wake-up %d samples)\n\n",
@@ -1015,7 +999,7 @@ int parentMain(const ParentOptions& o) {
                 classes[2].empty() ? "?" : classes[2].c_str());
     std::printf("total run time %.1f s; load average at the end %s (the machine is shared: "
                 "compare columns of one run, not runs)\n",
-                total, loadAverage().c_str());
+                total, loadAverage(3).c_str());
     if (failures) {
         std::printf("FAILED: %d child run(s) failed (see stderr)\n", failures);
         return 1;

@@ -7,6 +7,7 @@
 // time: the only thing this binary judges), 2 when a libloop call failed, 3 when a row hung.
 #include "alloc_counter.h"
 #include "harness.h"
+#include "loadavg.h"
 
 #include <libloop/task.h>
 
@@ -29,20 +30,6 @@
 #endif
 
 namespace {
-
-// The 1-minute load average, to show how busy the (shared) machine was around the run.
-std::string loadAverage() {
-    std::FILE* f = std::fopen("/proc/loadavg", "r");
-    if (!f)
-        return "?";
-    char buf[64] = {};
-    const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
-    std::fclose(f);
-    if (!ok)
-        return "?";
-    std::string s(buf);
-    return s.substr(0, s.find(' '));
-}
 
 void usage() {
     std::printf(
@@ -104,7 +91,7 @@ int main(int argc, char** argv) {
                 "load average %s\n",
                 BENCH_BUILD_TYPE, o.quick ? "quick" : "default",
                 std::thread::hardware_concurrency(), bench::firstAllowedCpu(),
-                loadAverage().c_str());
+                loadAverage(1).c_str());
     std::printf("peers:");
 #ifdef BENCH_HAVE_ASIO
     std::printf(" Boost.Asio %d.%d.%d", BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
@@ -144,7 +131,7 @@ int main(int argc, char** argv) {
     const int offenders = report.print();
     std::printf("\ntotal run time %.1f s; load average at the end %s (the machine is shared: "
                 "compare rows of one run, not runs)\n",
-                total, loadAverage().c_str());
+                total, loadAverage(1).c_str());
     if (offenders) {
         std::printf("FAIL: %d libloop row(s) allocated in steady state\n", offenders);
         return 1;
