@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "microtask_ring.h"
 #include "poller_epoll.h"
+#include "promise_support.h"
 #include "registry_internal.h"
 #include "timer_heap.h"
 #include "timer_slab.h"
@@ -173,6 +174,10 @@ struct Loop::Impl {
             if (budget && n == budget && micro.pending())
                 budgetHits.add();
         }
+        // HTML: "notify about rejected promises" ends a checkpoint that emptied the queue (one cut
+        // short by the budget is not over: a handler may still be attached by what is left).
+        if (rejections.pending() && !closed && !micro.pending())
+            rejections.notify(*self);
         return n;
     }
 
@@ -196,6 +201,16 @@ struct Loop::Impl {
             runTask(qt);
         internalQueue.set(local.size());
         for (std::uint64_t i = ingress.size(); i > 0 && !closed && ingress.pop(qt); --i, ++n)
+            runTask(qt);
+        return n;
+    }
+
+    // The check phase (setImmediate): the immediates queued before it began, each followed by a
+    // checkpoint. Later ones wait for the next iteration's check phase.
+    std::size_t runImmediates() {
+        std::size_t n = 0;
+        QueuedTask qt;
+        for (std::size_t i = immediates.size(); i > 0 && !closed && immediates.pop(qt); --i, ++n)
             runTask(qt);
         return n;
     }
@@ -434,8 +449,8 @@ struct Loop::Impl {
 
     // seq_cst loads: the loop's half of the sleep handshake (see wakeup.h).
     bool workPending(std::int64_t now, unsigned phases) noexcept {
-        return micro.pending() || ingress.headReady() || !local.empty() || slab.remotePending() ||
-               stopRequested.load(std::memory_order_seq_cst) ||
+        return micro.pending() || ingress.headReady() || !local.empty() || !immediates.empty() ||
+               slab.remotePending() || stopRequested.load(std::memory_order_seq_cst) ||
                wakeRequested.load(std::memory_order_seq_cst) ||
                ((phases & RunPhase::Timers) && !heap.empty() && heap.top().deadline <= now);
     }
@@ -520,13 +535,15 @@ struct Loop::Impl {
         ran += runTasks();
         // A non-blocking poll only when this iteration will not block: otherwise the wait below
         // is the poll (one epoll_wait per idle-to-ready cycle, not two).
-        if (ran != 0 || timeoutNs == 0)
+        if (ran != 0 || timeoutNs == 0 || !immediates.empty())
             ran += pollFds(phases);
+        ran += runImmediates();
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end =
                 timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
             waitForWork(end, phases); // runs the fd callbacks that ended the wait
             if (!closed) {
+                runImmediates(); // the check phase follows the I/O that ended the wait
                 now = monotonicNs();
                 drainRemoteTimers();
                 checkpoint();
@@ -606,6 +623,7 @@ struct Loop::Impl {
             std::size_t n = checkpoint();
             n += runDueTimers(monotonicNs());
             n += runTasks();
+            n += runImmediates();
             if (closed)
                 break;
             if (n)
@@ -614,7 +632,7 @@ struct Loop::Impl {
                 yieldSpin(); // a producer reserved a slot before the close and is writing it
                 continue;
             }
-            if (micro.pending() || !local.empty() || slab.remotePending())
+            if (micro.pending() || !local.empty() || !immediates.empty() || slab.remotePending())
                 continue;
             if (policy == ShutdownTimers::WaitForAll && pendingCount() != 0 && !heap.empty()) {
                 const std::int64_t now = monotonicNs();
@@ -641,6 +659,8 @@ struct Loop::Impl {
         stopAccepting();
         ingress.releaseAll();
         local.clear();
+        immediates.clear();
+        rejections.clear();
         internalQueue.set(0);
         micro.releaseAll();
         const std::uint64_t cancelled = releaseTimers();
@@ -709,8 +729,13 @@ struct Loop::Impl {
     std::atomic<bool> stopRequested{false};
     std::atomic<bool> wakeRequested{false};
 
+    Loop* self = nullptr;
+    std::shared_ptr<LoopAnchor> anchor = std::make_shared<LoopAnchor>();
+    RejectionTracker rejections;
+
     Ingress ingress;
     LocalQueue local;
+    LocalQueue immediates; // the check phase's queue (queueImmediate)
     MicrotaskRing micro;
     TimerSlab slab;
     TimerHeap heap;
@@ -752,12 +777,18 @@ struct Loop::Impl {
 // ---------------------------------------------------------------------------------------------
 
 Loop::Loop(LoopOptions options) : d_(std::make_unique<Impl>(std::move(options))) {
+    d_->self = this;
+    d_->anchor->loop = this;
     registerLoop(this);
 }
 
 // Leaves the registry first, so a probe visiting loops never sees one being torn down.
+// Then detaches the anchor: resolvers on other threads learn the loop is gone (they wait for a
+// queueMicrotask in progress, which holds the anchor).
 Loop::~Loop() {
     unregisterLoop(this);
+    std::lock_guard lock(d_->anchor->mutex);
+    d_->anchor->loop = nullptr;
 }
 
 Status Loop::run() {
@@ -873,6 +904,29 @@ Status Loop::queueMicrotask(Task task) {
     if (!own) // the loop thread cannot be asleep while it queues
         d_->wake.notify();
     return {};
+}
+
+Status Loop::queueImmediate(Task task) {
+    if (!task)
+        return Errc::NullCallable;
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    if (d_->closed)
+        return Errc::NotAccepting;
+    d_->immediates.push(std::move(task), d_->enqueueStamp());
+    return {};
+}
+
+struct detail::LoopAccess {
+    static Loop::Impl& of(Loop& loop) noexcept { return *loop.d_; }
+};
+
+std::shared_ptr<LoopAnchor> detail::anchorOf(Loop& loop) {
+    return LoopAccess::of(loop).anchor;
+}
+
+RejectionTracker& detail::rejectionTrackerOf(Loop& loop) {
+    return LoopAccess::of(loop).rejections;
 }
 
 Result<TimerId> Loop::scheduleTimer(Duration delay, Task task) {

@@ -9,15 +9,18 @@
 //   1. due timers, earliest deadline first, equal deadlines in scheduling order;
 //   2. the tasks queued before the iteration started: internal ones, then external ones;
 //   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready);
-// and a microtask checkpoint after every single callback of 1–3: microtasks run FIFO until the
+//   4. the check phase: the immediates queued before it began (queueImmediate, Node's
+//      setImmediate), so they run after this iteration's I/O and before the next one's timers;
+// and a microtask checkpoint after every single callback of 1–4: microtasks run FIFO until the
 // queue is empty or the checkpoint budget is spent (the rest run at the next checkpoint, and the
 // loop does not sleep while any are left).
 //
 // If an iteration found nothing to do it waits — up to the timeout and never past the next timer
-// deadline — then runs what woke it. Waiting uses a futex when no fd is registered (the fast path)
-// or when the iteration excludes fds (RunPhase), and epoll otherwise; see FastPathMode.
-// Microtasks queued outside any callback (from another thread, or by the loop thread between
-// iterations) run at the checkpoint that starts the next iteration.
+// deadline — then runs what woke it (fd callbacks, then the check phase, then timers and tasks).
+// Waiting uses a futex when no fd is registered (the fast path) or when the iteration excludes fds
+// (RunPhase), and epoll otherwise; see FastPathMode. Microtasks queued outside any callback (from
+// another thread, or by the loop thread between iterations) run at the checkpoint that starts the
+// next iteration.
 #pragma once
 
 #include <libloop/metrics.h>
@@ -33,6 +36,10 @@
 #include <string>
 
 namespace libloop {
+
+namespace detail {
+struct LoopAccess;
+}
 
 // fd readiness, as passed to registerFd and reported to its callback.
 namespace FdEvent {
@@ -162,6 +169,10 @@ public:
     // [any thread] Queues a microtask: it runs at the next microtask checkpoint (after the current
     // callback when called from the loop thread). FIFO per producer across ring and overflow.
     Status queueMicrotask(Task task);
+    // [loop thread] Queues a task for the check phase (step 4 above; FIFO). One queued while the
+    // check phase runs waits for the next iteration's. The loop does not sleep while any is
+    // queued. Counted as a task in the metrics.
+    Status queueImmediate(Task task);
 
     // ---- timers ----
 
@@ -219,6 +230,7 @@ public:
     struct Impl;
 
 private:
+    friend struct detail::LoopAccess;
     std::unique_ptr<Impl> d_;
 };
 
