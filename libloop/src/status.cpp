@@ -28,6 +28,8 @@ const char* errcName(Errc e) noexcept {
         return "another thread is running the loop";
     case Errc::SystemError:
         return "system call failed";
+    case Errc::IdsExhausted:
+        return "id space exhausted";
     }
     return "unknown error";
 }

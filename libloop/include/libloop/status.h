@@ -22,6 +22,7 @@ enum class Errc : std::uint8_t {
     FastPathConflict, // Forced fast path with fds registered (either order)
     Busy,             // e.g. shutdown() while another thread runs the loop and cannot be joined
     SystemError,      // a syscall failed; Status::sysErrno() holds errno
+    IdsExhausted,     // no id is left to hand out (JsTimers: ids above 2^53−1)
 };
 
 // Human-readable name of an error code; never null.
