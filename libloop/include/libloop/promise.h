@@ -10,9 +10,10 @@
 // - Reactions run as microtasks on the owning loop, never synchronously inside then() or
 //   resolve(); each handler runs at most once; a promise's handlers run in registration order.
 // - A handler may return a value, a Promise<U> (adopted: the derived promise follows it, after
-//   ECMAScript's NewPromiseResolveThenableJob, i.e. one extra microtask), or throw (the derived
-//   promise rejects with the exception). then() deduces the derived type from the fulfilment
-//   handler: returning U or Promise<U> makes a Promise<U>; returning nothing a Promise<void>.
+//   ECMAScript's NewPromiseResolveThenableJob: two extra microtask ticks when it is already
+//   settled), or throw (the derived promise rejects with the exception). then() deduces the derived
+//   type from the fulfilment handler: returning U or Promise<U> makes a Promise<U>; returning
+//   nothing a Promise<void>.
 // - Resolving a promise with itself (directly, or a handler returning its own derived promise)
 //   rejects it with PromiseTypeError. Only the first resolve/reject counts; later ones are
 //   ignored (and answer false).
@@ -27,6 +28,10 @@
 // while the Loop is alive: off the loop thread the registration is queued to it as a microtask.
 // state(), value() and reason() are [loop thread]. Values are shared by all handlers of a promise
 // (handlers receive `const T&`), so T must be copy-constructible.
+//
+// Memory: a pending promise owns its handlers until it settles. A handler that captures a handle
+// of the promise it is attached to forms a reference cycle while that promise is pending (C++
+// has no garbage collector): settle the promise, or capture a std::weak_ptr-like flag, to break it.
 //
 // A Promise is a cheap handle (one shared pointer). A default-constructed one is empty: then()
 // & co. on it throw std::invalid_argument, and a handler returning one rejects its derived
@@ -412,9 +417,10 @@ public:
                 std::invalid_argument("libloop::Resolver::reject: empty exception_ptr"));
         return settle([e = std::move(e)](detail::State<T>& s) { s.reject(e); });
     }
+    bool reject(std::nullptr_t) const { return reject(std::exception_ptr()); }
     template <class E>
-    requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) bool reject(
-        E&& error) const {
+    requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr> &&
+             !std::is_same_v<std::remove_cvref_t<E>, std::nullptr_t>) bool reject(E&& error) const {
         return reject(std::make_exception_ptr(std::forward<E>(error)));
     }
 
@@ -477,26 +483,26 @@ template <class T> Promise<T> rejectedPromise(Loop& loop, std::exception_ptr rea
 template <class T> template <class F> Promise<T> Promise<T>::finally(F onFinally) const {
     Loop& l = core().loop;
     auto f = std::make_shared<F>(std::move(onFinally));
-    // then(thenFinally, catchFinally) where each awaits onFinally()'s promise (if any) and then
-    // restores the original outcome (ECMAScript 27.2.5.3).
-    auto after = [f, &l]() -> Promise<void> {
-        using R = std::invoke_result_t<F&>;
+    // then(thenFinally, catchFinally) (ECMAScript 27.2.5.3): each calls onFinally(), resolves its
+    // result and chains the thunk restoring the original outcome directly on that promise.
+    using R = std::invoke_result_t<F&>;
+    auto settleAfter = [f, &l](auto thunk) {
         if constexpr (detail::isPromise<std::remove_cvref_t<R>>) {
-            return (*f)().then([](const auto&...) {});
+            return (*f)().then([thunk](const auto&...) { return thunk(); });
         } else {
             (*f)();
-            return resolvedPromise(l);
+            return resolvedPromise(l).then([thunk] { return thunk(); });
         }
     };
     if constexpr (std::is_void_v<T>) {
-        return chain<void>([after] { return after(); },
-                           [after](std::exception_ptr e) {
-                               return after().then([e] { std::rethrow_exception(e); });
+        return chain<void>([settleAfter] { return settleAfter([] {}); },
+                           [settleAfter](std::exception_ptr e) {
+                               return settleAfter([e] { std::rethrow_exception(e); });
                            });
     } else {
-        return chain<T>([after](const T& v) { return after().then([v] { return v; }); },
-                        [after](std::exception_ptr e) {
-                            return after().then([e]() -> T { std::rethrow_exception(e); });
+        return chain<T>([settleAfter](const T& v) { return settleAfter([v] { return v; }); },
+                        [settleAfter](std::exception_ptr e) {
+                            return settleAfter([e]() -> T { std::rethrow_exception(e); });
                         });
     }
 }
