@@ -159,6 +159,35 @@ struct Loop::Impl {
 
     // ---- microtasks ----
     std::size_t checkpoint() {
+        std::size_t n = drainMicrotasks();
+        // A foreign job queue (setCheckpointHook) runs when ours is empty; what its jobs queue
+        // runs before it is asked again. At most `budget` passes, like microtasks.
+        if (checkpointHook && !inCheckpointHook) {
+            const std::uint32_t budget = opts.microtaskBudget;
+            inCheckpointHook = true;
+            for (std::uint32_t pass = 0;
+                 !closed && !micro.pending() && (budget == 0 || pass < budget); ++pass) {
+                bool ran = true;
+                try {
+                    ran = checkpointHook();
+                } catch (...) {
+                    callbackErrors.add();
+                    report(std::current_exception(), CallbackKind::Microtask);
+                }
+                if (!ran)
+                    break;
+                n += drainMicrotasks();
+            }
+            inCheckpointHook = false;
+        }
+        // HTML: "notify about rejected promises" ends a checkpoint that emptied the queue (one cut
+        // short by the budget is not over: a handler may still be attached by what is left).
+        if (rejections.pending() && !closed && !micro.pending())
+            rejections.notify(*self);
+        return n;
+    }
+
+    std::size_t drainMicrotasks() {
         const std::uint32_t budget = opts.microtaskBudget;
         std::size_t n = 0;
         Task t;
@@ -174,10 +203,6 @@ struct Loop::Impl {
             if (budget && n == budget && micro.pending())
                 budgetHits.add();
         }
-        // HTML: "notify about rejected promises" ends a checkpoint that emptied the queue (one cut
-        // short by the budget is not over: a handler may still be attached by what is left).
-        if (rejections.pending() && !closed && !micro.pending())
-            rejections.notify(*self);
         return n;
     }
 
@@ -732,6 +757,8 @@ struct Loop::Impl {
     Loop* self = nullptr;
     std::shared_ptr<LoopAnchor> anchor = std::make_shared<LoopAnchor>();
     RejectionTracker rejections;
+    Function<bool()> checkpointHook;
+    bool inCheckpointHook = false;
 
     Ingress ingress;
     LocalQueue local;
@@ -1063,6 +1090,15 @@ MetricsSnapshot Loop::snapshot() const {
 
 void Loop::setErrorHook(ErrorHook hook) {
     d_->opts.errorHook = std::move(hook);
+}
+
+Status Loop::setCheckpointHook(Function<bool()> hook) {
+    if (!d_->isLoopThread())
+        return Errc::WrongThread;
+    if (d_->inCheckpointHook)
+        return Errc::Busy;
+    d_->checkpointHook = std::move(hook);
+    return {};
 }
 
 } // namespace libloop

@@ -11,6 +11,7 @@
 #include <libloop/qt/loopeventdispatcher.h>
 
 #include <QtCore/qabstracteventdispatcher.h>
+#include <QtCore/qcoreapplication.h>
 #include <QtCore/qthread.h>
 #include <QtQml/qjsengine.h>
 
@@ -18,6 +19,8 @@
 #include <QtCore/qstringlist.h>
 
 #include <cmath>
+#include <deque>
+#include <map>
 
 namespace libloop::qt {
 
@@ -28,6 +31,14 @@ enum Kind { Timeout = 0, Interval = 1, Immediate = 2 };
 constexpr const char* kShim = R"JS(
 (function (host) {
     'use strict';
+    function invoke(cb, args) {
+        try {
+            cb.apply(undefined, args);
+            return undefined;
+        } catch (e) {
+            return { thrown: e };
+        }
+    }
     function callable(cb, name) {
         if (typeof cb !== 'function')
             throw new TypeError(name + ': the callback must be a function, not ' +
@@ -51,16 +62,16 @@ constexpr const char* kShim = R"JS(
         clearImmediate: function clearImmediate(id) { host.clearTimer(2, Number(id)); },
         queueMicrotask: function queueMicrotask(cb) {
             callable(cb, 'queueMicrotask');
-            host.queueMicrotask(cb);
+            if (!host.v4Microtasks)
+                return host.queueMicrotask(cb);
+            // One FIFO with V4's own promise reactions (drained at every loop checkpoint).
+            Promise.resolve().then(function () {
+                const r = invoke(cb, []);
+                if (r !== undefined)
+                    host.microtaskFailed(r.thrown);
+            });
         },
-        invoke: function (cb, args) {
-            try {
-                cb.apply(undefined, args);
-                return undefined;
-            } catch (e) {
-                return { thrown: e };
-            }
-        }
+        invoke: invoke
     };
 })
 )JS";
@@ -84,11 +95,59 @@ QString userStack(const QJSValue& error) {
     return lines.join(QLatin1Char('\n'));
 }
 
+// V4 (Qt 6.4) runs each promise reaction as a posted event of this type to an internal handler
+// object; a reaction queued while they are delivered waits for the next sendPostedEvents().
+constexpr QEvent::Type kV4ReactionEvent = QEvent::Type(65535);
+
+// Counts V4 reaction deliveries on the main thread (an application event filter sees every
+// event sent to a main-thread object).
+class ReactionCounter : public QObject {
+public:
+    bool eventFilter(QObject*, QEvent* e) override {
+        if (e->type() == kV4ReactionEvent)
+            ++delivered;
+        return false;
+    }
+    quint64 delivered = 0;
+};
+
 QString describe(libloop::Status s) {
     return QString::fromUtf8(s.message());
 }
 
 } // namespace
+
+// Drains V4's promise reactions at every checkpoint of one loop (the main thread's), so
+// queueMicrotask (routed through V4's queue) and Promise.then share one FIFO run at the
+// checkpoints, as in browsers. Shared by every host on that loop; owned by the loop's hook.
+struct V4Jobs {
+    ReactionCounter counter;
+    std::deque<JsError> errors; // failures of queueMicrotask callbacks, reported by the hook
+
+    static std::shared_ptr<V4Jobs> forLoop(libloop::Loop& loop) {
+        static std::map<std::uint64_t, std::weak_ptr<V4Jobs>> perLoop; // main thread only
+        if (auto existing = perLoop[loop.id()].lock())
+            return existing;
+        auto jobs = std::make_shared<V4Jobs>();
+        QCoreApplication::instance()->installEventFilter(&jobs->counter);
+        // One pass delivers the reactions queued so far; true when any ran (then the loop
+        // runs its microtasks and asks again, so reactions queued meanwhile run too).
+        libloop::Status s = loop.setCheckpointHook([jobs]() -> bool {
+            const quint64 before = jobs->counter.delivered;
+            QCoreApplication::sendPostedEvents(nullptr, kV4ReactionEvent);
+            if (!jobs->errors.empty()) {
+                JsError e = std::move(jobs->errors.front());
+                jobs->errors.pop_front();
+                throw e;
+            }
+            return jobs->counter.delivered != before;
+        });
+        if (!s)
+            return nullptr;
+        perLoop[loop.id()] = jobs;
+        return jobs;
+    }
+};
 
 JsError::JsError(const QString& message, const QString& stack)
     : std::runtime_error(
@@ -96,7 +155,19 @@ JsError::JsError(const QString& message, const QString& stack)
       message_(message), stack_(stack) {}
 
 JsTimersHost::JsTimersHost(QJSEngine* engine, libloop::Loop& loop)
-    : QObject(engine), engine_(engine), timers_(std::make_unique<libloop::JsTimers>(loop)) {}
+    : QObject(engine), engine_(engine), timers_(std::make_unique<libloop::JsTimers>(loop)) {
+    if (QCoreApplication::instance() && engine->thread() == QCoreApplication::instance()->thread())
+        v4Jobs_ = V4Jobs::forLoop(loop);
+}
+
+bool JsTimersHost::v4Microtasks() const {
+    return bool(v4Jobs_);
+}
+
+void JsTimersHost::microtaskFailed(const QJSValue& error) {
+    if (v4Jobs_)
+        v4Jobs_->errors.emplace_back(error.toString(), userStack(error));
+}
 
 JsTimersHost::~JsTimersHost() = default;
 

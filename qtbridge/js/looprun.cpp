@@ -143,15 +143,22 @@ int main(int argc, char** argv) {
         }
     });
 
-    const QJSValue result = engine.evaluate(source, QFileInfo(path).absoluteFilePath());
-    if (result.isError())
-        uncaught(QStringLiteral("Uncaught ") + result.toString() + QLatin1Char('\n') +
-                 result.property(QStringLiteral("stack")).toString());
+    // The script runs as the loop's first task, so a microtask checkpoint follows it (as after a
+    // browser's script).
+    const QString scriptPath = QFileInfo(path).absoluteFilePath();
+    bool scriptRan = false;
+    (void)host->loop().submit([&] {
+        scriptRan = true;
+        const QJSValue result = engine.evaluate(source, scriptPath);
+        if (result.isError())
+            uncaught(QStringLiteral("Uncaught ") + result.toString() + QLatin1Char('\n') +
+                     result.property(QStringLiteral("stack")).toString());
+    });
 
     // Nothing left: the dispatcher is about to wait and no JS timer or immediate is pending.
     QObject::connect(
         QAbstractEventDispatcher::instance(), &QAbstractEventDispatcher::aboutToBlock, &app, [&] {
-            if (host->pending() == 0)
+            if (scriptRan && host->pending() == 0)
                 QCoreApplication::exit(process.property(QStringLiteral("exitCode")).toInt());
         });
     return app.exec();

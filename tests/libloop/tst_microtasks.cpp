@@ -68,6 +68,10 @@ private slots:
     void microtaskQueuedByMicrotaskRunsInSameCheckpoint();
     void throwingMicrotaskGoesToErrorHook();
     void microtaskIsDestroyedBeforeErrorHookRuns();
+    void checkpointHookRunsAfterMicrotasksUntilIdle();
+    void checkpointHookBoundedByBudgetAndNotReentrant();
+    void checkpointHookExceptionGoesToErrorHook();
+    void checkpointHookOnlyOnLoopThread();
 };
 
 void tst_Microtasks::ringCapacityRoundedUp_data() {
@@ -504,6 +508,102 @@ void tst_Microtasks::microtaskIsDestroyedBeforeErrorHookRuns() {
     QCOMPARE(tr.calls.load(), 1);
     QCOMPARE(destroyedWhenHookRan, 1);
     QCOMPARE(tr.finalDestroys.load(), 1);
+}
+
+// The hook runs when a checkpoint emptied the queue; what its jobs queue runs before it is asked
+// again; it stops being asked once a pass ran nothing.
+void tst_Microtasks::checkpointHookRunsAfterMicrotasksUntilIdle() {
+    Loop loop;
+    std::vector<std::string> log;
+    int foreignJobs = 0; // a foreign queue: the task puts three jobs in it
+    int asked = 0;
+    QVERIFY(loop.setCheckpointHook([&]() -> bool {
+                    ++asked;
+                    if (foreignJobs == 0)
+                        return false;
+                    log.push_back("foreign" + std::to_string(foreignJobs));
+                    (void)loop.queueMicrotask([&, n = foreignJobs] {
+                        log.push_back("micro-from-foreign" + std::to_string(n));
+                    });
+                    --foreignJobs;
+                    return true;
+                })
+                .ok());
+    QVERIFY(loop.submit([&] {
+                    log.push_back("task");
+                    foreignJobs = 3;
+                    (void)loop.queueMicrotask([&] { log.push_back("micro"); });
+                })
+                .ok());
+    QVERIFY(loop.runOnce(libloop::Duration(0)).ok());
+    const std::vector<std::string> expected{"task",     "micro",
+                                            "foreign3", "micro-from-foreign3",
+                                            "foreign2", "micro-from-foreign2",
+                                            "foreign1", "micro-from-foreign1"};
+    QCOMPARE(log, expected);
+    QVERIFY(asked >= 4); // three passes that ran something, then one that did not
+    QVERIFY(loop.setCheckpointHook(nullptr).ok());
+    const int before = asked;
+    QVERIFY(loop.submit([] {}).ok());
+    QVERIFY(loop.runOnce(libloop::Duration(0)).ok());
+    QCOMPARE(asked, before); // removed
+}
+
+void tst_Microtasks::checkpointHookBoundedByBudgetAndNotReentrant() {
+    LoopOptions o;
+    o.microtaskBudget = 8;
+    Loop loop(o);
+    int passes = 0, nested = 0;
+    bool inHook = false, busyInside = false;
+    QVERIFY(loop.setCheckpointHook([&]() -> bool {
+                    if (inHook)
+                        ++nested;
+                    inHook = true;
+                    ++passes;
+                    (void)loop.runOnce(
+                        libloop::Duration(0)); // a nested iteration must not re-enter
+                    busyInside = loop.setCheckpointHook(nullptr).code() == Errc::Busy;
+                    inHook = false;
+                    return true; // a foreign queue that never empties
+                })
+                .ok());
+    QVERIFY(loop.submit([] {}).ok());
+    passes = 0;
+    QVERIFY(loop.runOnce(libloop::Duration(0)).ok());
+    QCOMPARE(nested, 0);
+    QVERIFY(passes > 0);
+    QVERIFY(busyInside); // the hook cannot be replaced from inside itself
+    // One top-level checkpoint asks at most `budget` times; runOnce has several checkpoints
+    // (start of the iteration, after the task), so the count is bounded by a small multiple.
+    QVERIFY2(passes <= 8 * 4, qPrintable(QString::number(passes)));
+    QVERIFY(loop.setCheckpointHook(nullptr).ok());
+}
+
+void tst_Microtasks::checkpointHookExceptionGoesToErrorHook() {
+    std::vector<CallbackKind> kinds;
+    LoopOptions o;
+    o.errorHook = [&](std::exception_ptr, CallbackKind k) { kinds.push_back(k); };
+    Loop loop(o);
+    int calls = 0;
+    QVERIFY(loop.setCheckpointHook([&]() -> bool {
+                    if (++calls == 1)
+                        throw std::runtime_error("foreign job failed");
+                    return false;
+                })
+                .ok());
+    QVERIFY(loop.submit([] {}).ok());
+    QVERIFY(loop.runOnce(libloop::Duration(0)).ok());
+    QCOMPARE(kinds, std::vector<CallbackKind>{CallbackKind::Microtask});
+    QVERIFY(calls >= 2); // a throwing pass counts as having run something: asked again
+    QCOMPARE(loop.snapshot().callbackErrors, std::uint64_t(1));
+}
+
+void tst_Microtasks::checkpointHookOnlyOnLoopThread() {
+    Loop loop;
+    Status s;
+    std::thread t([&] { s = loop.setCheckpointHook([] { return false; }); });
+    t.join();
+    QCOMPARE(s.code(), Errc::WrongThread);
 }
 
 QTEST_APPLESS_MAIN(tst_Microtasks)

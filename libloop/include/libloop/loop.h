@@ -226,6 +226,13 @@ public:
     MetricsSnapshot snapshot() const;
     // [loop thread]
     void setErrorHook(ErrorHook hook);
+    // [loop thread] Embeds another engine's job queue in the microtask checkpoints (Qt's V4
+    // promise reactions, for the JS layer). When a checkpoint has emptied the microtask queue it
+    // calls `hook`; true means it ran something, and then the microtasks that queued run and the
+    // hook is asked again, up to microtaskBudget passes per checkpoint. An exception it throws
+    // goes to the error hook (as a Microtask failure) and counts as having run something. Not
+    // called re-entrantly. Empty removes it; Busy from inside the hook.
+    Status setCheckpointHook(Function<bool()> hook);
 
     struct Impl;
 

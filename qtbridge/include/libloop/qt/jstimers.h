@@ -46,8 +46,13 @@ private:
 
 // Owns the timers of one engine (a child of the engine: it goes away with it, clearing every
 // pending timer). Lives on the engine's thread.
+struct V4Jobs;
+
 class JsTimersHost : public QObject {
     Q_OBJECT
+    // queueMicrotask and Qt's Promise reactions share one FIFO drained at every loop checkpoint
+    // (engines on the main thread); otherwise queueMicrotask uses the loop's own queue.
+    Q_PROPERTY(bool v4Microtasks READ v4Microtasks CONSTANT)
 public:
     ~JsTimersHost() override;
 
@@ -55,12 +60,14 @@ public:
     libloop::JsTimers& timers() const;
     // Timeouts, intervals and immediates not yet run (one-shots) nor cleared.
     int pending() const;
+    bool v4Microtasks() const;
 
     // Called by the installed globals (not meant for direct use).
     Q_INVOKABLE double setTimer(int kind, const QJSValue& callback, double delay,
                                 const QJSValue& args);
     Q_INVOKABLE void clearTimer(int kind, double id);
     Q_INVOKABLE void queueMicrotask(const QJSValue& callback);
+    Q_INVOKABLE void microtaskFailed(const QJSValue& error);
 
 private:
     friend JsTimersHost* installJsTimers(QJSEngine*, QString*);
@@ -70,6 +77,7 @@ private:
     QJSEngine* engine_;
     QJSValue invoker_;
     std::unique_ptr<libloop::JsTimers> timers_;
+    std::shared_ptr<V4Jobs> v4Jobs_;
 };
 
 // Installs the globals on `engine` (a QJSEngine or a QQmlEngine), backed by the Loop of the

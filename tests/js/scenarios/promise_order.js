@@ -1,7 +1,6 @@
-// Qt's own JS Promise (V4) does not use the loop's microtask queue: its reactions are Qt posted
-// events, sent when the dispatcher next processes events, i.e. after the current iteration's
-// microtasks and check phase, one chain step per round. This scenario pins the measured order
-// (a browser would print: callback qm1 p1 qm2 p2 p2b immediate timeout0).
+// Qt's own Promise (V4) and queueMicrotask share one FIFO, drained at every loop checkpoint, so
+// .then reactions interleave with queueMicrotask exactly as in a browser (or node). Without
+// libloop's checkpoint hook V4 would print: callback qm1 qm2 immediate p1 p2 timeout0 p2b.
 const log = [];
 setTimeout(() => {
     queueMicrotask(() => log.push('qm1'));
