@@ -1,5 +1,6 @@
 #include <libloop/qt/install.h>
 #include <libloop/qt/loopeventdispatcher.h>
+#include <libloop/qt/probe.h>
 
 #include <QtCore/qcoreapplication.h>
 #include <QtCore/qthread.h>
@@ -18,6 +19,7 @@ bool install() {
         return false;
     }
     QCoreApplication::setEventDispatcher(new LoopEventDispatcher);
+    startProbeFromEnvironment(); // LIBLOOP_INSPECT=1
     return true;
 }
 
@@ -36,5 +38,15 @@ bool installOn(QThread* thread) {
     thread->setEventDispatcher(new LoopEventDispatcher);
     return true;
 }
+
+namespace {
+// LIBLOOP_INSPECT=1 for every application object that comes up on a libloop dispatcher, however
+// it got there (installGui(), a hand-made setEventDispatcher, the preload).
+void startProbeForLoopApplications() {
+    if (qobject_cast<LoopEventDispatcher*>(QThread::currentThread()->eventDispatcher()))
+        startProbeFromEnvironment();
+}
+Q_COREAPP_STARTUP_FUNCTION(startProbeForLoopApplications)
+} // namespace
 
 } // namespace libloop::qt

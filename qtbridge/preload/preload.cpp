@@ -12,11 +12,14 @@
 // on Qt's dispatcher. Threads Qt creates internally (QThreadPool, QtConcurrent, adopted native
 // threads) do not go through QThread::start from the application and are not reached.
 //
+// LIBLOOP_INSPECT=1 also starts the probe (libloop/qt/probe.h) once an application object is on
+// libloop.
 // Prints nothing unless LIBLOOP_VERBOSE=1 (then one line per install and a summary at exit).
 // When the running Qt is not the one this library was built against, it installs nothing and
 // warns once. LIBLOOP_PRELOAD_QT_VERSION (a test seam) pretends another running version.
 #include <libloop/qt/loopeventdispatcher.h>
 #include <libloop/qt/loopguieventdispatcher.h>
+#include <libloop/qt/probe.h>
 
 #include <QtCore/qcoreapplication.h>
 #include <QtCore/qthread.h>
@@ -99,6 +102,7 @@ void installForApplication(const char* kind, bool gui) {
         gui ? new libloop::qt::LoopGuiEventDispatcher : new libloop::qt::LoopEventDispatcher;
     QCoreApplication::setEventDispatcher(d);
     ++appsReached;
+    libloop::qt::startProbeFromEnvironment(); // LIBLOOP_INSPECT=1
     if (verbose())
         std::fprintf(stderr, "libloop-preload: %s on %s (main thread)\n", kind,
                      d->metaObject()->className());
