@@ -11,6 +11,7 @@
 #include <libloop/loop.h>
 #include <libloop/qt/install.h>
 #include <libloop/qt/jstimers.h>
+#include <libloop/qt/probe.h>
 
 #include <QtCore/qabstracteventdispatcher.h>
 #include <QtCore/qcoreapplication.h>
@@ -67,6 +68,7 @@ public:
     Q_INVOKABLE void exit(int code) { quit(code); }
 
     [[noreturn]] static void quit(int code) {
+        libloop::qt::stopProbe(); // _Exit skips atexit: remove the socket now
         std::fflush(nullptr);
         std::_Exit(code); // like node's process.exit: nothing else runs
     }
