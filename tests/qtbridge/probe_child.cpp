@@ -6,18 +6,22 @@
 //   probe_child install      libloop::qt::install() + QCoreApplication (LIBLOOP_INSPECT decides)
 //   probe_child gui          libloop::qt::installGui() + QGuiApplication
 //   probe_child plain        a QCoreApplication only (for LD_PRELOAD=libloop-preload.so)
+//   probe_child threads      the same plus three running QThreads "worker-1".."worker-3"
+//                            (prints "workers <n>" once each one's event loop runs)
 #include <libloop/qt/install.h>
 #include <libloop/qt/loopguieventdispatcher.h>
 #include <libloop/qt/probe.h>
 
 #include <QtCore/qabstracteventdispatcher.h>
 #include <QtCore/qcoreapplication.h>
+#include <QtCore/qthread.h>
 #include <QtGui/qguiapplication.h>
 
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -61,6 +65,34 @@ int main(int argc, char** argv) {
         QCoreApplication app(argc, argv);
         report(dispatcherName());
         waitForStdinEof();
+        return 0;
+    }
+    if (std::strcmp(mode, "threads") == 0) {
+        QCoreApplication app(argc, argv);
+        std::vector<std::unique_ptr<QThread>> workers;
+        for (int i = 1; i <= 3; ++i) {
+            workers.push_back(std::make_unique<QThread>());
+            workers.back()->setObjectName(QStringLiteral("worker-%1").arg(i));
+            workers.back()->start();
+        }
+        int running = 0;
+        for (auto& t : workers) {
+            QAbstractEventDispatcher* d = nullptr;
+            while (!(d = QAbstractEventDispatcher::instance(t.get())))
+                QThread::msleep(1);
+            // Returns once the worker's event loop has run this call.
+            if (QMetaObject::invokeMethod(
+                    d, [] {}, Qt::BlockingQueuedConnection))
+                ++running;
+        }
+        report(dispatcherName());
+        std::printf("workers %d\n", running);
+        std::fflush(stdout);
+        waitForStdinEof();
+        for (auto& t : workers) {
+            t->quit();
+            t->wait();
+        }
         return 0;
     }
     if (std::strcmp(mode, "gui") == 0) {

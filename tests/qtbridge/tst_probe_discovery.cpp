@@ -9,6 +9,7 @@
 #include <QtCore/qdeadlinetimer.h>
 #include <QtCore/qfile.h>
 #include <QtCore/qprocess.h>
+#include <QtCore/qset.h>
 #include <QtCore/qtemporarydir.h>
 #include <QtTest/qtest.h>
 
@@ -132,6 +133,7 @@ private slots:
     void inspectWithInstall();
     void inspectWithInstallGui();
     void inspectWithPreload();
+    void preloadListsWorkerThreadLoops();
     void unusableDirectoryIsNotFatal();
 
 private:
@@ -305,6 +307,46 @@ void tst_ProbeDiscovery::inspectWithPreload() {
     QVERIFY(!q.dispatcher.startsWith(QLatin1String("libloop")));
     QVERIFY(q.path.isEmpty());
     QVERIFY(q.finish());
+}
+
+// Issue 8: the probe lists every loop the preload reached, worker threads included, each with its
+// own thread id (whose name, set by QThread, says which worker it is).
+void tst_ProbeDiscovery::preloadListsWorkerThreadLoops() {
+    QString preload = QStringLiteral(PRELOAD_SO);
+    const QString runtime = sanitizerRuntime();
+    if (!runtime.isEmpty())
+        preload = runtime + QLatin1Char(' ') + preload;
+    QProcessEnvironment e = env();
+    e.insert(QStringLiteral("LD_PRELOAD"), preload);
+    e.insert(QStringLiteral("LIBLOOP_INSPECT"), QStringLiteral("1"));
+    Child c;
+    QVERIFY(c.start({QStringLiteral("threads")}, e));
+    QCOMPARE(c.dispatcher, QStringLiteral("libloop::qt::LoopEventDispatcher"));
+    QVERIFY2(!c.path.isEmpty(), c.stderrText().constData());
+
+    probetest::Client client;
+    QVERIFY(client.connectTo(c.path.toStdString()));
+    QVERIFY(client.hello());
+    auto m = client.waitFor(proto::type::Loops, kLong, [](const QCborMap& l) {
+        auto msg = proto::LoopsMessage::fromCbor(l);
+        return msg && msg->loops.size() == 4; // main + 3 workers (the probe's own is hidden)
+    });
+    QVERIFY(m);
+    const auto loops = proto::LoopsMessage::fromCbor(*m)->loops;
+    QSet<qint64> tids;
+    QStringList threadNames;
+    for (const proto::LoopInfo& l : loops) {
+        tids.insert(l.tid);
+        QFile comm(QStringLiteral("/proc/%1/task/%2/comm").arg(c.pid()).arg(l.tid));
+        QVERIFY2(comm.open(QIODevice::ReadOnly), qPrintable(comm.fileName()));
+        threadNames << QString::fromLocal8Bit(comm.readAll()).trimmed();
+    }
+    QCOMPARE(tids.size(), 4);
+    threadNames.sort();
+    QCOMPARE(threadNames.mid(1),
+             (QStringList{QStringLiteral("worker-1"), QStringLiteral("worker-2"),
+                          QStringLiteral("worker-3")}));
+    QVERIFY(c.finish());
 }
 
 void tst_ProbeDiscovery::unusableDirectoryIsNotFatal() {
