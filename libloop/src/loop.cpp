@@ -346,6 +346,22 @@ struct Loop::Impl {
         return TimerSlab::makeId(gen, slot);
     }
 
+    Status reschedule(TimerId id, std::int64_t deadline) {
+        if (!isLoopThread())
+            return Errc::WrongThread;
+        const std::uint64_t gen = TimerSlab::generationOf(id);
+        const std::uint32_t slot = TimerSlab::slotOf(id);
+        TimerSlab::Entry* e = gen ? slab.find(slot) : nullptr;
+        // Pending and in the heap (a timer from another thread not taken in yet is refused).
+        if (!e ||
+            e->state.load(std::memory_order_acquire) != TimerSlab::word(gen, TimerSlab::Pending) ||
+            !heap.contains(slot))
+            return Errc::NotFound;
+        e->deadline.store(deadline, std::memory_order_release);
+        heap.update(slot, deadline);
+        return {};
+    }
+
     bool cancel(TimerId id) noexcept {
         const std::uint64_t gen = TimerSlab::generationOf(id);
         TimerSlab::Entry* e = gen ? slab.find(TimerSlab::slotOf(id)) : nullptr;
@@ -962,6 +978,10 @@ Result<TimerId> Loop::scheduleTimer(Duration delay, Task task) {
 
 Result<TimerId> Loop::scheduleTimerAt(TimePoint deadline, Task task) {
     return d_->schedule(toNs(deadline), task);
+}
+
+Status Loop::rescheduleTimer(TimerId id, TimePoint deadline) {
+    return d_->reschedule(id, toNs(deadline));
 }
 
 bool Loop::cancelTimer(TimerId id) noexcept {

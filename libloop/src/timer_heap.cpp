@@ -24,7 +24,8 @@ std::uint64_t TimerHeap::push(std::int64_t deadline, std::uint32_t slot) {
         renumber();
     if (slot >= pos_.size())
         pos_.resize(std::max<std::size_t>(std::size_t(slot) + 1, pos_.size() * 2), kNotInHeap);
-    reserve(size_ + staged_.size() + 1); // so that flush() never allocates
+    if (size_ + staged_.size() + 1 > capacity_)
+        reserve(size_ + staged_.size() + 1); // so that flush() never allocates
     const std::uint64_t seq = seq_++;
     pos_[slot] = kStaged | std::uint32_t(staged_.size());
     staged_.push_back(Node{deadline, seq << kSlotBits | slot});
@@ -65,6 +66,23 @@ bool TimerHeap::remove(std::uint32_t slot) noexcept {
     }
     removeAt(p);
     return true;
+}
+
+std::uint64_t TimerHeap::update(std::uint32_t slot, std::int64_t deadline) {
+    if (seq_ > kMaxSeq)
+        renumber();
+    const std::uint64_t seq = seq_++;
+    const Node n{deadline, seq << kSlotBits | slot};
+    const std::uint32_t p = pos_[slot];
+    if (p & kStaged) {
+        staged_[p & ~kStaged] = n;
+        return seq;
+    }
+    if (p > kBase && less(n, nodes_[(p - kBase - 1) / kArity + kBase]))
+        siftUp(p, n);
+    else
+        siftDown(p, n);
+    return seq;
 }
 
 void TimerHeap::removeAt(std::size_t i) noexcept {

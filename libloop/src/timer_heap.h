@@ -58,6 +58,10 @@ public:
     std::uint64_t push(std::int64_t deadline, std::uint32_t slot);
     // Removes `slot` if present; returns whether it was.
     bool remove(std::uint32_t slot) noexcept;
+    // Precondition: contains(slot). Gives `slot` a new deadline and a new seq (it now counts as
+    // scheduled last among equal deadlines); O(log n) in the heap, O(1) while staged. Returns
+    // the new seq.
+    std::uint64_t update(std::uint32_t slot, std::int64_t deadline);
     void clear() noexcept;
     // The next seq push() will assign: nodes with a seq >= this were pushed after the call.
     std::uint64_t nextSeq() const noexcept { return seq_; }

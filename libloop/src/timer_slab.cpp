@@ -19,14 +19,6 @@ TimerSlab::~TimerSlab() {
         delete[] chunks_[i].load(std::memory_order_relaxed);
 }
 
-TimerSlab::Entry* TimerSlab::find(std::uint32_t slot) const noexcept {
-    const std::uint32_t chunk = slot >> kChunkBits;
-    if (chunk >= maxChunks_)
-        return nullptr;
-    Entry* c = chunks_[chunk].load(std::memory_order_acquire);
-    return c ? &c[slot & (kChunkSize - 1)] : nullptr;
-}
-
 bool TimerSlab::grow() noexcept {
     std::lock_guard lock(growMutex_);
     if (freeHead_.load(std::memory_order_acquire) & 0xffffffffu)

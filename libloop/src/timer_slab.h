@@ -88,8 +88,14 @@ public:
     // empty.
     bool allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept;
     void releaseLocal(std::uint32_t slot) noexcept;
-    // [any thread] Null for a slot that was never allocated.
-    Entry* find(std::uint32_t slot) const noexcept;
+    // [any thread] Null for a slot that was never allocated. (Inline: on every schedule/cancel.)
+    Entry* find(std::uint32_t slot) const noexcept {
+        const std::uint32_t chunk = slot >> kChunkBits;
+        if (chunk >= maxChunks_)
+            return nullptr;
+        Entry* c = chunks_[chunk].load(std::memory_order_acquire);
+        return c ? &c[slot & (kChunkSize - 1)] : nullptr;
+    }
     Entry& at(std::uint32_t slot) const noexcept { return *find(slot); }
     // [any thread] Slots that exist (allocated chunks).
     std::uint32_t slotCount() const noexcept { return slotCount_.load(std::memory_order_acquire); }

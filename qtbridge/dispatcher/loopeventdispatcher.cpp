@@ -1,5 +1,6 @@
 #include <libloop/qt/loopeventdispatcher.h>
 
+#include "objectindex.h"
 #include "qttimerrules.h"
 
 #include <libloop/loop.h>
@@ -42,6 +43,7 @@ struct LoopEventDispatcher::Private {
         libloop::TimerId loopTimer;
         std::uint64_t generation = 0;
         bool inEvent = false; // its QTimerEvent is being delivered (Qt's recursion guard)
+        bool parked = false;  // listed in parkedIds (see removeTimer)
         // The object's timers form a doubly linked list through their ids (0 ends it), headed
         // in `firstTimerOf`: starting and killing timers allocates nothing per timer.
         int prevOfObject = 0;
@@ -115,28 +117,51 @@ struct LoopEventDispatcher::Private {
         QtTimer* t = find(id);
         if (!t)
             return false;
-        loop.cancelTimer(t->loopTimer); // false when it is running now: fire() re-checks
         unlinkFromObject(*t);
-        *t = QtTimer{};
+        // Dead (find() answers null) and unlinked; registerTimer() sets every other field.
+        t->object = nullptr;
+        t->inEvent = false;
+        t->prevOfObject = t->nextOfObject = 0;
+        // Parked: the loop timer stays armed (fire() ignores a dead entry) until the next
+        // processEvents() cancels it, so that the common kill-then-start of the same id (Qt
+        // hands out the lowest free id again) only moves it: no slab or heap churn.
+        if (t->loopTimer && !t->parked) {
+            t->parked = true;
+            parkedIds.push_back(id);
+            if (parkedIds.size() > kMaxParked)
+                releaseParked();
+        }
         return true;
     }
 
-    void linkToObject(int id, QtTimer& t) {
-        auto head = firstTimerOf.find(t.object);
-        if (head == firstTimerOf.end()) {
-            firstTimerOf.insert(t.object, id);
-            return;
+    // Cancels the loop timers of the timers unregistered (and not registered again) since the
+    // last call. Runs before every wait, so no wait ends for a dead timer.
+    void releaseParked() noexcept {
+        for (int id : parkedIds) {
+            QtTimer& t = timers[std::size_t(id)];
+            t.parked = false;
+            if (!t.object && t.loopTimer) {
+                loop.cancelTimer(t.loopTimer); // false if it fired meanwhile: fire() ignored it
+                t.loopTimer = {};
+            }
         }
-        t.nextOfObject = *head;
-        timers[std::size_t(*head)].prevOfObject = id;
-        *head = id;
+        parkedIds.clear();
+    }
+
+    void linkToObject(int id, QtTimer& t) {
+        int& head = firstTimerOf.at(t.object);
+        if (head) {
+            t.nextOfObject = head;
+            timers[std::size_t(head)].prevOfObject = id;
+        }
+        head = id;
     }
 
     void unlinkFromObject(const QtTimer& t) {
         if (t.prevOfObject)
             timers[std::size_t(t.prevOfObject)].nextOfObject = t.nextOfObject;
         else if (t.nextOfObject)
-            firstTimerOf[t.object] = t.nextOfObject;
+            firstTimerOf.at(t.object) = t.nextOfObject;
         else
             firstTimerOf.remove(t.object);
         if (t.nextOfObject)
@@ -199,10 +224,12 @@ struct LoopEventDispatcher::Private {
     }
 
     Loop loop;
-    std::vector<QtTimer> timers;       // indexed by Qt timer id
-    QHash<QObject*, int> firstTimerOf; // object -> its most recently started timer
+    std::vector<QtTimer> timers; // indexed by Qt timer id
+    ObjectIndex firstTimerOf;    // object -> its most recently started timer
     QHash<int, FdNotifiers> sockets;
     std::uint64_t nextGeneration = 1;
+    static constexpr std::size_t kMaxParked = 256;
+    std::vector<int> parkedIds; // ids whose loop timer is parked (see removeTimer)
     std::atomic<bool> interrupted{false};
     std::atomic<bool> woken{false};
 };
@@ -236,6 +263,7 @@ bool LoopEventDispatcher::processEvents(QEventLoop::ProcessEventsFlags flags) {
         phases &= ~RunPhase::Fds;
     if (flags & QEventLoop::X11ExcludeTimers)
         phases &= ~RunPhase::Timers;
+    d->releaseParked();
     const auto ran = d->loop.runOnce(canWait ? kForever : Duration::zero(), phases);
     if (canWait)
         emit awake();
@@ -281,8 +309,12 @@ void LoopEventDispatcher::registerTimer(int timerId, qint64 interval, Qt::TimerT
     t.object = object;
     t.rule = normalizeTimer(interval, timerType);
     t.deadline = firstDeadline(t.rule, interval, nowNs());
-    t.generation = d->nextGeneration++;
     d->linkToObject(timerId, t);
+    // The id's parked loop timer (if it is still pending) is moved to the new deadline; its
+    // callback carries the generation, which therefore stays.
+    if (t.loopTimer && d->loop.rescheduleTimer(t.loopTimer, toTimePoint(t.deadline)).ok())
+        return;
+    t.generation = d->nextGeneration++;
     d->arm(timerId, t);
 }
 

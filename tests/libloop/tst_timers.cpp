@@ -88,6 +88,8 @@ private slots:
     void nullTaskIsRejected();
     void throwingTimerCallbackReportsToHook();
     void reentrantRunOnceFromTimer();
+    void rescheduleMovesTimerAndKeepsCallback();
+    void rescheduleRefusals();
 };
 
 void TestTimers::firesInDeadlineOrder() {
@@ -853,6 +855,69 @@ void TestTimers::reentrantRunOnceFromTimer() {
     QVERIFY(loop.scheduleTimer(0ns, [&cRan] { cRan = true; }).ok());
     QVERIFY(runUntil(loop, [&] { return cRan; }));
     QCOMPARE(loop.pendingTimers(), std::size_t(0));
+}
+
+// rescheduleTimer: the timer fires at its new deadline (earlier or later), once, with its own
+// callback; among equal deadlines it counts as scheduled last; staged (not yet in the heap) and
+// heap timers both work.
+void TestTimers::rescheduleMovesTimerAndKeepsCallback() {
+    Loop loop;
+    std::vector<int> order;
+    const TimePoint past = Clock::now() - 1s;
+    auto a = loop.scheduleTimerAt(past, [&] { order.push_back(1); });
+    auto b = loop.scheduleTimerAt(past, [&] { order.push_back(2); });
+    auto c = loop.scheduleTimerAt(past + 1ms, [&] { order.push_back(3); });
+    auto far = loop.scheduleTimer(1h, [&] { order.push_back(4); });
+    QVERIFY(a.ok() && b.ok() && c.ok() && far.ok());
+    QVERIFY(loop.rescheduleTimer(a.value(), past).ok()); // staged: same deadline, now after b
+    QVERIFY(loop.rescheduleTimer(far.value(), past - 1ms).ok()); // from far future to first
+    QCOMPARE(loop.timerDeadline(far.value()).value(), past - 1ms);
+    (void)loop.pendingTimers();
+    QVERIFY(loop.runOnce(Duration(0)).ok());
+    QCOMPARE(order, (std::vector<int>{4, 2, 1, 3}));
+    QCOMPARE(loop.pendingTimers(), std::size_t(0));
+
+    // In the heap (the loop has looked at the top since): move one later and one earlier.
+    order.clear();
+    auto x = loop.scheduleTimerAt(past, [&] { order.push_back(1); });
+    auto y = loop.scheduleTimer(1h, [&] { order.push_back(2); });
+    auto z = loop.scheduleTimer(1h, [&] { order.push_back(3); });
+    QVERIFY(loop.runOnce(Duration(0)).ok()); // x fires; y and z are now heap nodes
+    QCOMPARE(order, std::vector<int>{1});
+    QVERIFY(loop.rescheduleTimer(z.value(), past).ok());
+    QVERIFY(loop.rescheduleTimer(y.value(), Clock::now() + 2h).ok());
+    QVERIFY(loop.runOnce(Duration(0)).ok());
+    QCOMPARE(order, (std::vector<int>{1, 3}));
+    QCOMPARE(loop.pendingTimers(), std::size_t(1));
+    QVERIFY(loop.cancelTimer(y.value()));
+    (void)x;
+}
+
+void TestTimers::rescheduleRefusals() {
+    Loop loop;
+    const TimePoint soon = Clock::now() + 1h;
+    QCOMPARE(loop.rescheduleTimer(TimerId{}, soon).code(), Errc::NotFound);
+    QCOMPARE(loop.rescheduleTimer(TimerId{12345}, soon).code(), Errc::NotFound);
+    auto fired = loop.scheduleTimer(Duration(0), [] {});
+    auto cancelled = loop.scheduleTimer(1h, [] {});
+    QVERIFY(loop.cancelTimer(cancelled.value()));
+    std::this_thread::sleep_for(1ms);
+    QVERIFY(loop.runOnce(Duration(0)).ok());
+    QCOMPARE(loop.rescheduleTimer(fired.value(), soon).code(), Errc::NotFound);
+    QCOMPARE(loop.rescheduleTimer(cancelled.value(), soon).code(), Errc::NotFound);
+    QCOMPARE(loop.pendingTimers(), std::size_t(0)); // refusals scheduled nothing
+    auto live = loop.scheduleTimer(1h, [] {});
+    libloop::Status fromOther;
+    std::thread t([&] { fromOther = loop.rescheduleTimer(live.value(), soon); });
+    t.join();
+    QCOMPARE(fromOther.code(), Errc::WrongThread);
+    // A timer scheduled from another thread and not yet taken in by the loop is refused.
+    libloop::Result<TimerId> remote = Errc::NotFound;
+    std::thread r([&] { remote = loop.scheduleTimer(1h, [] {}); });
+    r.join();
+    QCOMPARE(loop.rescheduleTimer(remote.value(), soon).code(), Errc::NotFound);
+    QVERIFY(loop.runOnce(Duration(0)).ok()); // taken in now
+    QVERIFY(loop.rescheduleTimer(remote.value(), soon).ok());
 }
 
 QTEST_APPLESS_MAIN(TestTimers)

@@ -27,6 +27,7 @@
 #include <QtCore/QThread>
 #include <QtCore/private/qtimerinfo_unix_p.h>
 
+#include "objectindex.h"
 #include "qttimerrules.h"
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -393,6 +395,7 @@ private slots:
     void registrationVsQtCopySweep();
     void coarseDeadlineVsQtCopySweep();
     void nextDeadlineVsQtCopySweep();
+    void objectIndexMatchesAMap();
 };
 
 void tst_QtTimerRules::initTestCase() {
@@ -943,6 +946,51 @@ void tst_QtTimerRules::nextDeadlineVsQtCopySweep() {
     }
     t.report();
     QCOMPARE(t.failed, 0);
+}
+
+// The dispatcher's QObject* -> timer-list index (objectindex.h): random inserts, updates and
+// removals (with colliding, clustered keys, across growth) against std::map.
+void tst_QtTimerRules::objectIndexMatchesAMap() {
+    libloop::qt::ObjectIndex index;
+    std::map<std::uintptr_t, int> ref;
+    std::uint64_t rng = 0x9E3779B97F4A7C15ull;
+    auto next = [&] {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return rng;
+    };
+    auto key = [](std::uint64_t r) {
+        return reinterpret_cast<const void*>(std::uintptr_t(0x10000 + (r % 4096) * 16));
+    };
+    for (int op = 0; op < 200000; ++op) {
+        const std::uint64_t r = next();
+        const void* k = key(r >> 8);
+        switch (r % 3) {
+        case 0:
+        case 1: {
+            const int v = int(r >> 40) | 1;
+            index.at(k) = v;
+            ref[std::uintptr_t(k)] = v;
+            break;
+        }
+        default:
+            index.remove(k);
+            ref.erase(std::uintptr_t(k));
+        }
+        if (op % 997 == 0) {
+            QCOMPARE(index.size(), ref.size());
+            for (std::uint64_t probe = 0; probe < 4096; ++probe) {
+                const void* pk = key(probe);
+                auto it = ref.find(std::uintptr_t(pk));
+                QCOMPARE(index.value(pk), it == ref.end() ? 0 : it->second);
+            }
+        }
+    }
+    for (const auto& [k, v] : ref)
+        index.remove(reinterpret_cast<const void*>(k));
+    QCOMPARE(index.size(), std::size_t(0));
+    QCOMPARE(index.value(key(1)), 0);
 }
 
 QTEST_MAIN(tst_QtTimerRules)

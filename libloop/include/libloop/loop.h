@@ -188,6 +188,11 @@ public:
     // the timer's own callback answers false (it already started). O(log n) on the loop thread;
     // from another thread the callback's release happens on the loop thread shortly after.
     bool cancelTimer(TimerId id) noexcept;
+    // [loop thread] Moves a pending timer to a new deadline, keeping its callback: it then counts
+    // as scheduled now (after the timers already due at that deadline). O(log n), no allocation.
+    // NotFound when the timer is not pending (unknown, started, cancelled) or was scheduled from
+    // another thread and the loop has not taken it in yet.
+    Status rescheduleTimer(TimerId id, TimePoint deadline);
     // [any thread] The deadline of a pending timer, or Errc::NotFound.
     Result<TimePoint> timerDeadline(TimerId id) const noexcept;
     // [any thread] Pending timers (the heap's size as the loop thread last updated it).
