@@ -83,6 +83,10 @@ void yieldSpin() noexcept {
 
 std::atomic<std::uint64_t> nextLoopId{1};
 
+// The loop whose run()/runOnce()/shutdown() the calling thread is inside (innermost), if any: it
+// is alive and this thread is its loop thread, which promises use to settle without a lock.
+thread_local Loop* tlsRunningLoop = nullptr;
+
 } // namespace
 
 struct Loop::Impl {
@@ -627,6 +631,8 @@ struct Loop::Impl {
             runners.store(1, std::memory_order_release);
             lastMarkNs = monotonicNs();
             setState(LoopState::Running);
+            outerRunningLoop = tlsRunningLoop; // another loop this thread is inside, if any
+            tlsRunningLoop = self;
         }
     }
     void leave() noexcept {
@@ -634,6 +640,7 @@ struct Loop::Impl {
             markBusy(monotonicNs());
             runners.store(0, std::memory_order_release);
             setState(LoopState::Idle);
+            tlsRunningLoop = outerRunningLoop;
         }
     }
 
@@ -771,6 +778,7 @@ struct Loop::Impl {
     std::atomic<bool> wakeRequested{false};
 
     Loop* self = nullptr;
+    Loop* outerRunningLoop = nullptr; // tlsRunningLoop to restore when depth returns to 0
     std::shared_ptr<LoopAnchor> anchor = std::make_shared<LoopAnchor>();
     RejectionTracker rejections;
     Function<bool()> checkpointHook;
@@ -966,6 +974,10 @@ struct detail::LoopAccess {
 
 std::shared_ptr<LoopAnchor> detail::anchorOf(Loop& loop) {
     return LoopAccess::of(loop).anchor;
+}
+
+Loop* detail::runningLoop() noexcept {
+    return tlsRunningLoop;
 }
 
 RejectionTracker& detail::rejectionTrackerOf(Loop& loop) {

@@ -44,6 +44,14 @@ PromiseCore::PromiseCore(Loop& l)
 PromiseCore::~PromiseCore() = default;
 
 bool PromiseCore::onLoopThread(Task fn) {
+    // Inside the loop's own run (every reaction, and any callback of that loop): the loop is
+    // alive and this is its thread, so no lock is needed.
+    if (runningLoop() == &loop) {
+        if (loop.state() == LoopState::Closed)
+            return false;
+        fn();
+        return true;
+    }
     std::unique_lock lock(anchor_->mutex);
     Loop* l = anchor_->loop;
     if (!l)

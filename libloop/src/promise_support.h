@@ -38,6 +38,8 @@ private:
 };
 
 std::shared_ptr<LoopAnchor> anchorOf(Loop& loop);
+// The loop the calling thread is running (inside run()/runOnce()/shutdown()), or null.
+Loop* runningLoop() noexcept;
 RejectionTracker& rejectionTrackerOf(Loop& loop);
 
 } // namespace libloop::detail
