@@ -2,6 +2,7 @@
 // processes, cleanup by the next probe, permissions) and LIBLOOP_INSPECT=1 through install(),
 // installGui() and libloop-preload.so. The children are probe_child (see there).
 #include "probe_test_client.h"
+#include "probe_test_files.h"
 
 #include <libloop/protocol/discovery.h>
 
@@ -24,6 +25,9 @@
 #include <unistd.h>
 
 namespace proto = libloop::protocol;
+
+using probetest::deadPid;
+using probetest::fabricateSocket;
 
 namespace {
 
@@ -101,26 +105,6 @@ public:
 private:
     QProcess p_;
 };
-
-bool fabricateSocket(const QString& path) {
-    const QByteArray p = QFile::encodeName(path);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, p.constData(), std::size_t(p.size()));
-    const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
-}
-
-qint64 deadPid() {
-    const pid_t pid = ::fork();
-    if (pid == 0)
-        ::_exit(0);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return pid;
-}
 
 } // namespace
 

@@ -1,6 +1,7 @@
 // The probe's wire format alone (libloop::protocol): frames and the decoder's errors, the
 // message schema and its round trips (CBOR and JSON), and discovery (directory rules, socket
 // names, live/stale probes). Links the protocol library only: no libloop, no probe.
+#include "probe_test_files.h"
 #include <libloop/protocol/protocol.h>
 
 #include <QtCore/qcborarray.h>
@@ -26,6 +27,9 @@
 #include <limits>
 
 using namespace libloop::protocol;
+
+using probetest::deadPid;
+using probetest::fabricateSocket;
 
 namespace {
 
@@ -86,28 +90,6 @@ LoopMetrics fullMetrics() {
     m.fastPathTransitions = 50;
     m.state = QStringLiteral("sleeping");
     return m;
-}
-
-// Binds a unix socket at `path` and closes it: leaves a socket file behind, as a crashed probe.
-bool fabricateSocket(const QString& path) {
-    const QByteArray p = QFile::encodeName(path);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, p.constData(), std::size_t(p.size()));
-    const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    return ok;
-}
-
-// The pid of a process that has exited (and was reaped).
-qint64 deadPid() {
-    const pid_t pid = ::fork();
-    if (pid == 0)
-        ::_exit(0);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return pid;
 }
 
 } // namespace
