@@ -1,5 +1,7 @@
 #include "ingress.h"
 
+#include "faults.h"
+
 #include <new>
 #include <thread>
 
@@ -49,6 +51,8 @@ Ingress::Block* Ingress::acquireBlock() noexcept {
     poolLock_.clear(std::memory_order_release);
     if (top)
         return top;
+    if (faults::check(faults::Site::IngressBlock))
+        return nullptr;
     return new (std::nothrow) Block;
 }
 

@@ -1,11 +1,14 @@
 // LocalQueue: the loop thread's own FIFO of tasks (submitInternal). A power-of-two ring that
 // doubles when full and never shrinks: no allocation in steady state, no synchronisation.
+// Growing is the one allocation; when it fails push() refuses and the queue is unchanged.
 #pragma once
 
+#include "faults.h"
 #include "ingress.h"
 
 #include <cstddef>
 #include <memory>
+#include <new>
 
 namespace libloop::detail {
 
@@ -13,12 +16,14 @@ class LocalQueue {
 public:
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return tail_ - head_; }
-    void push(Task&& t, std::int64_t enqueuedNs) {
-        if (tail_ - head_ == cap_)
-            grow();
+    // False (and `t` untouched) when the queue had to grow and could not allocate.
+    [[nodiscard]] bool push(Task&& t, std::int64_t enqueuedNs) noexcept {
+        if (tail_ - head_ == cap_ && !grow())
+            return false;
         QueuedTask& q = buf_[tail_++ & (cap_ - 1)];
         q.task = std::move(t);
         q.enqueuedNs = enqueuedNs;
+        return true;
     }
     bool pop(QueuedTask& out) noexcept {
         if (head_ == tail_)
@@ -34,15 +39,20 @@ public:
     }
 
 private:
-    void grow() {
+    bool grow() noexcept {
         const std::size_t cap = cap_ ? cap_ * 2 : 64;
-        std::unique_ptr<QueuedTask[]> b(new QueuedTask[cap]);
+        if (faults::check(faults::Site::LocalQueueGrow))
+            return false;
+        std::unique_ptr<QueuedTask[]> b(new (std::nothrow) QueuedTask[cap]);
+        if (!b)
+            return false;
         for (std::size_t i = 0; head_ + i != tail_; ++i)
             b[i] = std::move(buf_[(head_ + i) & (cap_ - 1)]);
         tail_ -= head_;
         head_ = 0;
         buf_ = std::move(b);
         cap_ = cap;
+        return true;
     }
 
     std::unique_ptr<QueuedTask[]> buf_;

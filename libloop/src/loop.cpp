@@ -13,6 +13,7 @@
 #include <libloop/loop.h>
 
 #include "clock.h"
+#include "faults.h"
 #include "ingress.h"
 #include "local_queue.h"
 #include "metrics.h"
@@ -28,6 +29,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
+#include <new>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -106,12 +108,16 @@ struct Loop::Impl {
         modeAndFds.store(std::uint64_t(opts.fastPath), std::memory_order_relaxed);
         if (poller.valid() && wake.valid())
             poller.add(wake.eventFd(), EPOLLIN, kWakeFdData);
-        const std::int64_t now = monotonicNs();
+        const std::int64_t now = nowNs();
         lastMarkNs = now;
         rate.maybeSample(now, 0, 0, 0);
     }
 
     ~Impl() { closeNow(); }
+
+    // ---- time ----
+    // Every "now" of the loop: the test clock when one is set (LoopOptions::clock).
+    std::int64_t nowNs() const noexcept { return opts.clock ? opts.clock->nowNs() : monotonicNs(); }
 
     // ---- threads ----
     bool isLoopThread() const noexcept {
@@ -213,7 +219,7 @@ struct Loop::Impl {
     // ---- tasks ----
     void runTask(QueuedTask& qt) {
         if (qt.enqueuedNs) { // a sampled task (see enqueueStamp)
-            const std::int64_t start = monotonicNs();
+            const std::int64_t start = nowNs();
             taskLatency.record(std::uint64_t(start > qt.enqueuedNs ? start - qt.enqueuedNs : 0));
         }
         runOnceAndRelease(qt.task, CallbackKind::Task);
@@ -248,7 +254,7 @@ struct Loop::Impl {
     // (shared by all loops: sampling only needs a steady 1-in-N, not an exact per-loop one).
     std::int64_t enqueueStamp() const noexcept {
         static thread_local std::uint32_t submitted = 0;
-        return opts.metrics && (submitted++ & sampleMask) == 0 ? monotonicNs() : 0;
+        return opts.metrics && (submitted++ & sampleMask) == 0 ? nowNs() : 0;
     }
 
     // ---- timers ----
@@ -300,7 +306,7 @@ struct Loop::Impl {
             addPending(true, -1);
             Task task = std::move(e.task);
             if (opts.metrics && (timersSampled++ & sampleMask) == 0) {
-                const std::int64_t start = monotonicNs();
+                const std::int64_t start = nowNs();
                 timerLateness.record(
                     std::uint64_t(start > top.deadline ? start - top.deadline : 0));
             }
@@ -333,8 +339,14 @@ struct Loop::Impl {
             return Errc::NotAccepting;
         std::uint32_t slot;
         std::uint64_t gen;
-        if (!(local ? slab.allocateLocal(slot, gen) : slab.allocate(slot, gen)))
+        switch (local ? slab.allocateLocal(slot, gen) : slab.allocate(slot, gen)) {
+        case TimerSlab::Alloc::Ok:
+            break;
+        case TimerSlab::Alloc::Full:
             return Errc::TooManyTimers;
+        case TimerSlab::Alloc::NoMemory:
+            return Status{Errc::SystemError, ENOMEM};
+        }
         TimerSlab::Entry& e = slab.at(slot);
         e.task = std::move(task);
         // release: a timerDeadline() that reads this value also sees the slot's new generation.
@@ -524,13 +536,15 @@ struct Loop::Impl {
     // the wait is on the futex, so fd readiness does not end it. Returns the fd callbacks it ran.
     std::size_t waitForWork(std::int64_t end, unsigned phases) {
         for (;;) {
-            std::int64_t now = monotonicNs();
+            std::int64_t now = nowNs();
             std::int64_t until = end;
             if ((phases & RunPhase::Timers) && !heap.empty() && heap.top().deadline < until)
                 until = heap.top().deadline;
             if (until <= now)
                 return 0;
-            const std::int64_t waitNs = until == INT64_MAX ? -1 : until - now;
+            // On a manual clock a deadline is not slept towards: poll, then jump to it.
+            const bool manual = opts.clock && until != INT64_MAX;
+            const std::int64_t waitNs = until == INT64_MAX ? -1 : manual ? 0 : until - now;
             const bool fast = fastPathNow() || !(phases & RunPhase::Fds);
             std::size_t ran = 0;
             markBusy(now);
@@ -542,7 +556,7 @@ struct Loop::Impl {
                     wake.futexWait(seen, waitNs);
                 wake.endSleep();
                 setState(LoopState::Running);
-                markIdle(monotonicNs());
+                markIdle(nowNs());
             } else {
                 epoll_event evs[kMaxEvents];
                 wake.beginSleep(Wakeup::Epoll);
@@ -550,12 +564,16 @@ struct Loop::Impl {
                     workPending(now, phases) ? 0 : poller.wait(evs, kMaxEvents, waitNs);
                 wake.endSleep();
                 setState(LoopState::Running);
-                markIdle(monotonicNs());
+                markIdle(nowNs());
                 ran = dispatchEvents(evs, count);
             }
             if (ran || closed || wakeRequested.exchange(false, std::memory_order_acq_rel) ||
-                workPending(monotonicNs(), phases))
+                workPending(nowNs(), phases))
                 return ran;
+            if (manual) {
+                opts.clock->advanceTo(fromNs(until));
+                return 0;
+            }
         }
     }
 
@@ -570,7 +588,7 @@ struct Loop::Impl {
     // started from the counters (nested runs and checkpoints included).
     void iterate(std::int64_t timeoutNs, unsigned phases) {
         iterations.add();
-        std::int64_t now = monotonicNs();
+        std::int64_t now = nowNs();
         sampleGauges(now);
         std::size_t ran = 0;
         drainRemoteTimers();
@@ -584,12 +602,11 @@ struct Loop::Impl {
             ran += pollFds(phases);
         ran += runImmediates();
         if (ran == 0 && timeoutNs != 0 && !closed) {
-            const std::int64_t end =
-                timeoutNs < 0 ? INT64_MAX : deadlineAfter(monotonicNs(), timeoutNs);
+            const std::int64_t end = timeoutNs < 0 ? INT64_MAX : deadlineAfter(nowNs(), timeoutNs);
             waitForWork(end, phases); // runs the fd callbacks that ended the wait
             if (!closed) {
                 runImmediates(); // the check phase follows the I/O that ended the wait
-                now = monotonicNs();
+                now = nowNs();
                 drainRemoteTimers();
                 checkpoint();
                 if (phases & RunPhase::Timers)
@@ -629,7 +646,7 @@ struct Loop::Impl {
     void enter() noexcept {
         if (depth++ == 0) {
             runners.store(1, std::memory_order_release);
-            lastMarkNs = monotonicNs();
+            lastMarkNs = nowNs();
             setState(LoopState::Running);
             outerRunningLoop = tlsRunningLoop; // another loop this thread is inside, if any
             tlsRunningLoop = self;
@@ -637,7 +654,7 @@ struct Loop::Impl {
     }
     void leave() noexcept {
         if (--depth == 0) {
-            markBusy(monotonicNs());
+            markBusy(nowNs());
             runners.store(0, std::memory_order_release);
             setState(LoopState::Idle);
             tlsRunningLoop = outerRunningLoop;
@@ -669,7 +686,7 @@ struct Loop::Impl {
         for (;;) {
             drainRemoteTimers();
             std::size_t n = checkpoint();
-            n += runDueTimers(monotonicNs());
+            n += runDueTimers(nowNs());
             n += runTasks();
             n += runImmediates();
             if (closed)
@@ -683,8 +700,10 @@ struct Loop::Impl {
             if (micro.pending() || !local.empty() || !immediates.empty() || slab.remotePending())
                 continue;
             if (policy == ShutdownTimers::WaitForAll && pendingCount() != 0 && !heap.empty()) {
-                const std::int64_t now = monotonicNs();
-                if (heap.top().deadline > now) {
+                const std::int64_t now = nowNs();
+                if (heap.top().deadline > now && opts.clock) {
+                    opts.clock->advanceTo(fromNs(heap.top().deadline));
+                } else if (heap.top().deadline > now) {
                     const std::uint32_t seen = wake.futexValue();
                     wake.futexWait(seen, heap.top().deadline - now);
                 }
@@ -725,7 +744,7 @@ struct Loop::Impl {
 
     MetricsSnapshot snapshot() const {
         MetricsSnapshot s;
-        const std::int64_t now = monotonicNs();
+        const std::int64_t now = nowNs();
         s.takenAtNs = std::uint64_t(now);
         if (opts.metrics) {
             s.taskLatency = taskLatency.summarize();
@@ -937,7 +956,8 @@ Status Loop::submitInternal(Task task) {
     // Accepted while a shutdown drains (it runs before the drain ends), refused once closed.
     if (d_->closed)
         return Errc::NotAccepting;
-    d_->local.push(std::move(task), d_->enqueueStamp());
+    if (!d_->local.push(std::move(task), d_->enqueueStamp()))
+        return {Errc::SystemError, ENOMEM};
     d_->internalQueue.raiseMax(d_->local.size());
     return {};
 }
@@ -950,8 +970,14 @@ Status Loop::queueMicrotask(Task task) {
     const bool own = d_->isLoopThread();
     const bool force =
         own && !d_->closed && d_->state.load(std::memory_order_acquire) == LoopState::ShuttingDown;
-    if (!d_->micro.push(task, force, own))
+    switch (d_->micro.push(task, force, own)) {
+    case MicrotaskRing::PushResult::Ok:
+        break;
+    case MicrotaskRing::PushResult::Closed:
         return Errc::NotAccepting;
+    case MicrotaskRing::PushResult::NoMemory:
+        return {Errc::SystemError, ENOMEM};
+    }
     if (!own) // the loop thread cannot be asleep while it queues
         d_->wake.notify();
     return {};
@@ -964,7 +990,8 @@ Status Loop::queueImmediate(Task task) {
         return Errc::WrongThread;
     if (d_->closed)
         return Errc::NotAccepting;
-    d_->immediates.push(std::move(task), d_->enqueueStamp());
+    if (!d_->immediates.push(std::move(task), d_->enqueueStamp()))
+        return {Errc::SystemError, ENOMEM};
     return {};
 }
 
@@ -985,7 +1012,7 @@ RejectionTracker& detail::rejectionTrackerOf(Loop& loop) {
 }
 
 Result<TimerId> Loop::scheduleTimer(Duration delay, Task task) {
-    return d_->schedule(deadlineAfter(monotonicNs(), delay.count()), task);
+    return d_->schedule(deadlineAfter(d_->nowNs(), delay.count()), task);
 }
 
 Result<TimerId> Loop::scheduleTimerAt(TimePoint deadline, Task task) {
@@ -1016,6 +1043,10 @@ Result<TimePoint> Loop::timerDeadline(TimerId id) const noexcept {
     return fromNs(deadline);
 }
 
+TimePoint Loop::now() const noexcept {
+    return fromNs(d_->nowNs());
+}
+
 std::size_t Loop::pendingTimers() const noexcept {
     const std::int64_t n = d_->pendingCount();
     return n > 0 ? std::size_t(n) : 0;
@@ -1037,8 +1068,16 @@ Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
         if (FastPathMode(modeOf(w)) == FastPathMode::Forced)
             return Errc::FastPathConflict;
     } while (!d_->modeAndFds.compare_exchange_weak(w, w + 256, std::memory_order_acq_rel));
-    if (std::size_t(fd) >= d_->fds.size())
-        d_->fds.resize(std::size_t(fd) + 1);
+    if (std::size_t(fd) >= d_->fds.size()) {
+        try {
+            if (faults::check(faults::Site::FdTable))
+                throw std::bad_alloc();
+            d_->fds.resize(std::size_t(fd) + 1);
+        } catch (const std::bad_alloc&) {
+            d_->adjustFdCount(-1);
+            return {Errc::SystemError, ENOMEM};
+        }
+    }
     Impl::FdEntry& e = d_->fds[std::size_t(fd)];
     const std::uint32_t gen = e.gen + 1;
     if (int err = d_->poller.add(fd, toEpoll(events), d_->fdData(fd, gen)); err != 0) {
@@ -1067,7 +1106,7 @@ Status Loop::modifyFd(int fd, unsigned events) {
     if (events == 0) {
         if (e->inEpoll)
             err = d_->poller.remove(fd);
-        e->inEpoll = false;
+        e->inEpoll = e->inEpoll && err != 0; // still in epoll when the removal failed
     } else if (e->inEpoll) {
         err = d_->poller.modify(fd, toEpoll(events), d_->fdData(fd, e->gen));
     } else {
@@ -1086,13 +1125,16 @@ Status Loop::unregisterFd(int fd) {
     Impl::FdEntry* e = d_->fdEntry(fd);
     if (!e)
         return Errc::NotFound;
-    const int err = e->inEpoll ? d_->poller.remove(fd) : 0;
+    // A failed removal changes nothing: the fd stays registered (and watched), the caller may
+    // retry. (An fd that was already closed is not a failure: see PollerEpoll::remove.)
+    if (const int err = e->inEpoll ? d_->poller.remove(fd) : 0; err != 0)
+        return {Errc::SystemError, err};
     FdCallback dying = std::move(e->callback); // destroyed after the entry is consistent
     e->registered = false;
     e->inEpoll = false;
     e->events = 0;
     d_->adjustFdCount(-1);
-    return err == 0 ? Status{} : Status{Errc::SystemError, err};
+    return {};
 }
 
 std::size_t Loop::registeredFds() const noexcept {

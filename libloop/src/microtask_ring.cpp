@@ -1,6 +1,9 @@
 #include "microtask_ring.h"
 
+#include "faults.h"
+
 #include <bit>
+#include <new>
 #include <thread>
 
 namespace libloop::detail {
@@ -17,14 +20,15 @@ MicrotaskRing::~MicrotaskRing() {
     releaseAll();
 }
 
-bool MicrotaskRing::push(Task& task, bool force, bool fromLoopThread) {
+MicrotaskRing::PushResult MicrotaskRing::push(Task& task, bool force,
+                                              bool fromLoopThread) noexcept {
     // While the overflow list is non-empty, newer items must queue behind it.
     if (overflowCount_.load(std::memory_order_acquire) != 0)
         return pushOverflow(task, force);
     std::uint64_t pos = enqueue_.load(std::memory_order_relaxed);
     for (;;) {
         if ((pos & kClosedBit) && !force)
-            return false;
+            return PushResult::Closed;
         const std::uint64_t p = pos & ~kClosedBit;
         Cell& c = cells_[p & mask_];
         const std::uint64_t seq = c.seq.load(std::memory_order_acquire);
@@ -35,7 +39,7 @@ bool MicrotaskRing::push(Task& task, bool force, bool fromLoopThread) {
                 ::new (static_cast<void*>(c.task)) Task(std::move(task));
                 c.seq.store(p + 1,
                             fromLoopThread ? std::memory_order_release : std::memory_order_seq_cst);
-                return true;
+                return PushResult::Ok;
             }
         } else if (diff < 0) {
             return pushOverflow(task, force); // full
@@ -45,13 +49,20 @@ bool MicrotaskRing::push(Task& task, bool force, bool fromLoopThread) {
     }
 }
 
-bool MicrotaskRing::pushOverflow(Task& task, bool force) {
+MicrotaskRing::PushResult MicrotaskRing::pushOverflow(Task& task, bool force) noexcept {
     std::lock_guard lock(overflowMutex_);
     if (overflowClosed_ && !force)
-        return false;
-    overflow_.push_back(std::move(task));
+        return PushResult::Closed;
+    // push_back leaves `task` untouched when it cannot allocate (strong guarantee).
+    try {
+        if (faults::check(faults::Site::MicrotaskOverflow))
+            throw std::bad_alloc();
+        overflow_.push_back(std::move(task));
+    } catch (const std::bad_alloc&) {
+        return PushResult::NoMemory;
+    }
     overflowCount_.fetch_add(1, std::memory_order_seq_cst);
-    return true;
+    return PushResult::Ok;
 }
 
 bool MicrotaskRing::popRing(Task& out) noexcept {

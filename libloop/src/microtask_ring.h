@@ -34,10 +34,12 @@ public:
     MicrotaskRing(const MicrotaskRing&) = delete;
     MicrotaskRing& operator=(const MicrotaskRing&) = delete;
 
-    // [any thread] False when closed (and not forced); `task` is then left untouched.
-    // `fromLoopThread`: the consumer itself is pushing, so it cannot be asleep and the publish
-    // needs no seq_cst (release is enough for its own later reads).
-    bool push(Task& task, bool force, bool fromLoopThread);
+    enum class PushResult { Ok, Closed, NoMemory };
+    // [any thread] Closed when closed (and not forced), NoMemory when the overflow list could
+    // not grow; `task` is then left untouched. `fromLoopThread`: the consumer itself is pushing,
+    // so it cannot be asleep and the publish needs no seq_cst (release is enough for its own
+    // later reads).
+    PushResult push(Task& task, bool force, bool fromLoopThread) noexcept;
     // [consumer]
     bool pop(Task& out);
     // [consumer] seq_cst: the pre-sleep check.
@@ -64,7 +66,7 @@ private:
         Task* get() noexcept { return std::launder(reinterpret_cast<Task*>(task)); }
     };
 
-    bool pushOverflow(Task& task, bool force);
+    PushResult pushOverflow(Task& task, bool force) noexcept;
     bool popRing(Task& out) noexcept;
 
     const std::uint64_t mask_;

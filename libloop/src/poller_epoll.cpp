@@ -1,6 +1,7 @@
 #include "poller_epoll.h"
 
 #include "clock.h"
+#include "faults.h"
 
 #include <cerrno>
 #include <ctime>
@@ -18,29 +19,43 @@ PollerEpoll::~PollerEpoll() {
         ::close(fd_);
 }
 
+namespace {
+// epoll_ctl, 0 or errno; EINTR (which Linux does not document for it, but a signal-heavy or
+// injected environment may produce) is retried.
+int control(int epfd, int op, int fd, epoll_event* e) noexcept {
+    for (;;) {
+        int err = faults::check(faults::Site::EpollCtl);
+        if (err == 0 && ::epoll_ctl(epfd, op, fd, e) != 0)
+            err = errno;
+        if (err != EINTR)
+            return err;
+    }
+}
+} // namespace
+
 int PollerEpoll::add(int fd, std::uint32_t ev, std::uint64_t data) noexcept {
     epoll_event e{};
     e.events = ev;
     e.data.u64 = data;
-    return ::epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : errno;
+    return control(fd_, EPOLL_CTL_ADD, fd, &e);
 }
 
 int PollerEpoll::modify(int fd, std::uint32_t ev, std::uint64_t data) noexcept {
     epoll_event e{};
     e.events = ev;
     e.data.u64 = data;
-    return ::epoll_ctl(fd_, EPOLL_CTL_MOD, fd, &e) == 0 ? 0 : errno;
+    return control(fd_, EPOLL_CTL_MOD, fd, &e);
 }
 
 int PollerEpoll::remove(int fd) noexcept {
     epoll_event e{};
-    if (::epoll_ctl(fd_, EPOLL_CTL_DEL, fd, &e) == 0)
-        return 0;
-    const int err = errno;
+    const int err = control(fd_, EPOLL_CTL_DEL, fd, &e);
     return (err == EBADF || err == ENOENT || err == EPERM) ? 0 : err;
 }
 
 int PollerEpoll::wait(epoll_event* events, int max, std::int64_t timeoutNs) noexcept {
+    if (faults::check(faults::Site::EpollWait))
+        return 0; // as an interrupted wait: the caller re-checks and waits again
     int n;
 #ifdef SYS_epoll_pwait2
     if (havePwait2_) {

@@ -1,13 +1,15 @@
 #include "timer_slab.h"
 
+#include "faults.h"
+
 #include <algorithm>
 #include <new>
 
 namespace libloop::detail {
 
 TimerSlab::TimerSlab(std::uint32_t maxSlots)
-    : maxChunks_((std::clamp<std::uint32_t>(maxSlots, 1, 1u << kSlotBits) + kChunkSize - 1) /
-                 kChunkSize),
+    : maxSlots_(std::clamp<std::uint32_t>(maxSlots, 1, 1u << kSlotBits)),
+      maxChunks_((maxSlots_ + kChunkSize - 1) / kChunkSize),
       chunks_(new std::atomic<Entry*>[maxChunks_]) {
     localFree_.reserve(kLocalMax);
     for (std::uint32_t i = 0; i < maxChunks_; ++i)
@@ -19,22 +21,24 @@ TimerSlab::~TimerSlab() {
         delete[] chunks_[i].load(std::memory_order_relaxed);
 }
 
-bool TimerSlab::grow() noexcept {
+TimerSlab::Alloc TimerSlab::grow() noexcept {
     std::lock_guard lock(growMutex_);
     if (freeHead_.load(std::memory_order_acquire) & 0xffffffffu)
-        return true; // another thread grew (or a slot was freed) meanwhile
+        return Alloc::Ok; // another thread grew (or a slot was freed) meanwhile
     const std::uint32_t count = slotCount_.load(std::memory_order_relaxed);
     const std::uint32_t chunk = count >> kChunkBits;
     if (chunk >= maxChunks_)
-        return false;
-    Entry* c = new (std::nothrow) Entry[kChunkSize];
+        return Alloc::Full;
+    Entry* c =
+        faults::check(faults::Site::TimerChunk) ? nullptr : new (std::nothrow) Entry[kChunkSize];
     if (!c)
-        return false;
+        return Alloc::NoMemory;
     chunks_[chunk].store(c, std::memory_order_release);
     slotCount_.store(count + kChunkSize, std::memory_order_release);
-    for (std::uint32_t i = kChunkSize; i-- > 0;)
+    // The last chunk may be partly usable: only slots below the cap go to the free list.
+    for (std::uint32_t i = std::min(kChunkSize, maxSlots_ - count); i-- > 0;)
         pushFree(count + i);
-    return true;
+    return Alloc::Ok;
 }
 
 void TimerSlab::pushFree(std::uint32_t slot) noexcept {
@@ -48,7 +52,7 @@ void TimerSlab::pushFree(std::uint32_t slot) noexcept {
                                               std::memory_order_relaxed));
 }
 
-bool TimerSlab::allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept {
+TimerSlab::Alloc TimerSlab::allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept {
     for (;;) {
         std::uint64_t head = freeHead_.load(std::memory_order_acquire);
         while (head & 0xffffffffu) {
@@ -63,11 +67,11 @@ bool TimerSlab::allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept {
                 gen = generationOf(e.state.load(std::memory_order_relaxed)) + 1;
                 e.state.store(word(gen, Free), std::memory_order_relaxed);
                 slot = s;
-                return true;
+                return Alloc::Ok;
             }
         }
-        if (!grow())
-            return false;
+        if (const Alloc a = grow(); a != Alloc::Ok)
+            return a;
     }
 }
 
@@ -95,7 +99,7 @@ void TimerSlab::releaseLocal(std::uint32_t slot) noexcept {
     localFree_.push_back(slot); // within the reserved capacity: never allocates
 }
 
-bool TimerSlab::allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept {
+TimerSlab::Alloc TimerSlab::allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept {
     if (localFree_.empty())
         return allocate(slot, gen);
     slot = localFree_.back();
@@ -104,7 +108,7 @@ bool TimerSlab::allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept 
     // Only the loop thread reaches this slot until the caller publishes it (Pending, release).
     gen = generationOf(e.state.load(std::memory_order_relaxed)) + 1;
     e.state.store(word(gen, Free), std::memory_order_relaxed);
-    return true;
+    return Alloc::Ok;
 }
 
 void TimerSlab::push(std::atomic<std::uint32_t>& head, std::atomic<std::uint32_t> Entry::*link,

@@ -75,9 +75,11 @@ public:
     TimerSlab(const TimerSlab&) = delete;
     TimerSlab& operator=(const TimerSlab&) = delete;
 
+    enum class Alloc { Ok, Full, NoMemory };
     // [any thread] Takes a free slot and bumps its generation (state stays Free until the caller
-    // publishes Pending). False when the slab is at capacity or out of memory.
-    bool allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept;
+    // publishes Pending). Full at the configured capacity, NoMemory when a chunk could not be
+    // allocated.
+    Alloc allocate(std::uint32_t& slot, std::uint64_t& gen) noexcept;
     // [loop thread] Destroys the task, marks the slot Free and returns it to the free list
     // (unless its generation is exhausted).
     void release(std::uint32_t slot) noexcept;
@@ -86,7 +88,7 @@ public:
     // Past kLocalMax cached slots half of them go back to the shared list, so other threads
     // still find free slots; allocateLocal() falls back to the shared list when the cache is
     // empty.
-    bool allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept;
+    Alloc allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept;
     void releaseLocal(std::uint32_t slot) noexcept;
     // [any thread] Null for a slot that was never allocated. (Inline: on every schedule/cancel.)
     Entry* find(std::uint32_t slot) const noexcept {
@@ -116,7 +118,7 @@ private:
     static constexpr unsigned kChunkBits = 12;
     static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
 
-    bool grow() noexcept;
+    Alloc grow() noexcept;
     void pushFree(std::uint32_t slot) noexcept;
     std::uint32_t takeReversed(std::atomic<std::uint32_t>& head,
                                std::atomic<std::uint32_t> Entry::*link) noexcept;
@@ -128,6 +130,7 @@ private:
     // Marks the slot Free (task destroyed); false when its generation is exhausted (retired).
     bool markFree(std::uint32_t slot) noexcept;
 
+    const std::uint32_t maxSlots_; // the cap: slots past it in the last chunk are never used
     const std::uint32_t maxChunks_;
     std::vector<std::uint32_t> localFree_; // loop thread only; capacity kLocalMax, never grows
     std::unique_ptr<std::atomic<Entry*>[]> chunks_;

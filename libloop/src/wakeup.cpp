@@ -1,6 +1,7 @@
 #include "wakeup.h"
 
 #include "clock.h"
+#include "faults.h"
 
 #include <cerrno>
 #include <climits>
@@ -38,9 +39,27 @@ void Wakeup::wakeSlow(std::uint64_t word) noexcept {
     if ((word & 3) == Futex) {
         futex_.fetch_add(1, std::memory_order_release);
         futex(&futex_, FUTEX_WAKE_PRIVATE, 1, nullptr);
-    } else {
-        const std::uint64_t one = 1;
-        [[maybe_unused]] ssize_t r = ::write(eventFd_, &one, sizeof one);
+    } else if (!writeEventFd()) {
+        // This wake-up is lost; let the next notify for the same sleep try again instead of
+        // being de-duplicated against it.
+        std::uint64_t e = epoch;
+        wokenEpoch_.compare_exchange_strong(e, 0, std::memory_order_acq_rel);
+    }
+}
+
+bool Wakeup::writeEventFd() noexcept {
+    const std::uint64_t one = 1;
+    for (;;) {
+        int err = faults::check(faults::Site::EventFdWrite);
+        if (err == 0) {
+            if (::write(eventFd_, &one, sizeof one) == sizeof one)
+                return true;
+            err = errno;
+        }
+        if (err == EAGAIN) // the counter is saturated: the eventfd is readable already
+            return true;
+        if (err != EINTR)
+            return false;
     }
 }
 
@@ -52,8 +71,21 @@ void Wakeup::futexWait(std::uint32_t seen, std::int64_t timeoutNs) noexcept {
 }
 
 void Wakeup::drainEventFd() noexcept {
+    // Until EAGAIN (empty). EINTR is retried; another error leaves the eventfd readable, so the
+    // next poll returns at once and drains it again.
     std::uint64_t v;
-    while (::read(eventFd_, &v, sizeof v) > 0) {
+    for (;;) {
+        int err = faults::check(faults::Site::EventFdRead);
+        if (err == 0) {
+            const ssize_t r = ::read(eventFd_, &v, sizeof v);
+            if (r > 0)
+                continue;
+            if (r == 0)
+                return;
+            err = errno;
+        }
+        if (err != EINTR)
+            return;
     }
 }
 

@@ -57,6 +57,7 @@ public:
 
 private:
     void wakeSlow(std::uint64_t word) noexcept;
+    bool writeEventFd() noexcept; // false when the wake-up could not be delivered
 
     alignas(64) std::atomic<std::uint64_t> sleepWord_{0};
     std::atomic<std::uint64_t> wokenEpoch_{0};

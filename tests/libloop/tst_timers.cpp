@@ -90,6 +90,7 @@ private slots:
     void reentrantRunOnceFromTimer();
     void rescheduleMovesTimerAndKeepsCallback();
     void rescheduleRefusals();
+    void maxTimersIsExact();
 };
 
 void TestTimers::firesInDeadlineOrder() {
@@ -918,6 +919,27 @@ void TestTimers::rescheduleRefusals() {
     QCOMPARE(loop.rescheduleTimer(remote.value(), soon).code(), Errc::NotFound);
     QVERIFY(loop.runOnce(Duration(0)).ok()); // taken in now
     QVERIFY(loop.rescheduleTimer(remote.value(), soon).ok());
+}
+
+void TestTimers::maxTimersIsExact() {
+    // The cap is the configured number, not the slab's chunk size.
+    LoopOptions o;
+    o.maxTimers = 3;
+    Loop loop(o);
+    std::vector<TimerId> ids;
+    for (int i = 0; i < 3; ++i) {
+        const auto r = loop.scheduleTimer(std::chrono::hours(1), [] {});
+        QVERIFY(r.ok());
+        ids.push_back(r.value());
+    }
+    QCOMPARE(loop.scheduleTimer(std::chrono::hours(1), [] {}).code(), Errc::TooManyTimers);
+    libloop::Result<libloop::TimerId> remote = libloop::Errc::Ok;
+    std::thread([&] { remote = loop.scheduleTimer(std::chrono::hours(1), [] {}); }).join();
+    QCOMPARE(remote.code(), Errc::TooManyTimers);
+    QCOMPARE(loop.pendingTimers(), std::size_t(3));
+    QVERIFY(loop.cancelTimer(ids[1]));
+    QVERIFY(loop.scheduleTimer(std::chrono::hours(1), [] {}).ok()); // a slot came back
+    QCOMPARE(loop.scheduleTimer(std::chrono::hours(1), [] {}).code(), Errc::TooManyTimers);
 }
 
 QTEST_APPLESS_MAIN(TestTimers)

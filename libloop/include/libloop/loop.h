@@ -23,6 +23,7 @@
 // next iteration.
 #pragma once
 
+#include <libloop/manual_clock.h>
 #include <libloop/metrics.h>
 #include <libloop/status.h>
 #include <libloop/task.h>
@@ -91,11 +92,17 @@ struct LoopOptions {
     std::uint32_t latencySampleEvery = 16;
     // The window for tasksPerSecond and utilisation in snapshots.
     Duration rateWindow = std::chrono::seconds(1);
-    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers).
+    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers). Slots
+    // freed by the loop thread are reused by it first, so near the cap another thread may be
+    // refused while the loop thread is not.
     std::uint32_t maxTimers = 1u << 24;
     // Called for callbacks that throw; empty = one line on stderr. A throwing task, microtask or
     // timer is destroyed before the hook runs; a throwing fd callback stays registered.
     ErrorHook errorHook;
+    // Test seam: read time from this clock instead of CLOCK_MONOTONIC, and auto-advance it
+    // instead of sleeping until a deadline (see manual_clock.h). Null (the default) is the real
+    // clock. Not owned; it must outlive the loop.
+    ManualClock* clock = nullptr;
 };
 
 struct ShutdownReport {
@@ -161,6 +168,11 @@ public:
 
     // ---- tasks ----
 
+    // Memory. The queues are unbounded: submit never blocks, even while a callback on the loop
+    // thread never returns; the work waits in memory. When an allocation fails the call answers
+    // SystemError (sysErrno ENOMEM) and has no effect; everything accepted before still runs.
+    // (Fault-injection tests: tests/libloop/tst_faults.cpp.)
+
     // [any thread] Queues a task (FIFO per producer). No allocation in steady state when the
     // callable fits Task's inline buffer.
     Status submit(Task task);
@@ -195,6 +207,8 @@ public:
     Status rescheduleTimer(TimerId id, TimePoint deadline);
     // [any thread] The deadline of a pending timer, or Errc::NotFound.
     Result<TimePoint> timerDeadline(TimerId id) const noexcept;
+    // [any thread] The loop's "now": Clock::now(), or LoopOptions::clock's time.
+    TimePoint now() const noexcept;
     // [any thread] Pending timers (the heap's size as the loop thread last updated it).
     std::size_t pendingTimers() const noexcept;
 
@@ -212,7 +226,9 @@ public:
     // iteration), until events are set again.
     Status modifyFd(int fd, unsigned events);
     // [loop thread] Stops watching `fd` and destroys its callback (also from inside it). An fd
-    // that was already closed is fine: it is forgotten without error.
+    // that was already closed is fine: it is forgotten without error. If epoll refuses the
+    // removal (SystemError) nothing changes: the fd stays registered and the call may be retried.
+    // (registerFd and modifyFd likewise change nothing when they answer an error.)
     Status unregisterFd(int fd);
     // [any thread]
     std::size_t registeredFds() const noexcept;
