@@ -16,6 +16,7 @@ PACKAGES=(
     qml6-module-qtquick qml6-module-qtquick-controls qml6-module-qtquick-templates
     qml6-module-qtquick-layouts qml6-module-qtquick-window qml6-module-qttest
     libuv1-dev libboost-dev
+    clang libclang-rt-14-dev
     xvfb xauth xdotool
 )
 
