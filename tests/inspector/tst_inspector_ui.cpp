@@ -2,7 +2,8 @@
 // libloop's GUI dispatcher under a QApplication, attached to a live probe in this very process
 // (a Loop on another thread doing varied work). Checks that the four headline plots received
 // data and drew it (pixels of their series colour), that pause stops redrawing, exports (PNG
-// loads and is not blank, CSV parses), record -> replay in the UI, hover values, and
+// loads and is not blank, CSV parses), record -> replay in the UI, hover values, wheel zoom /
+// drag pan / double-click follow with real pointer events, and
 // loop-inspector --screenshot against a child process.
 #include "childprocess.h"
 #include "workload.h"
@@ -18,6 +19,7 @@
 #include <QtCore/qabstracteventdispatcher.h>
 #include <QtCore/qdir.h>
 #include <QtCore/qfile.h>
+#include <QtGui/qevent.h>
 #include <QtQml/qqmlapplicationengine.h>
 #include <QtQuick/qquickwindow.h>
 #include <QtTest/qtest.h>
@@ -69,6 +71,7 @@ private slots:
     void headlinePlotsDrawLiveData();
     void hoverShowsValues();
     void pauseStopsRedrawing();
+    void wheelZoomsAndDragPans();
     void exportsParseBack();
     void recordThenReplay();
     void screenshotOption();
@@ -184,6 +187,40 @@ void tst_InspectorUi::pauseStopsRedrawing() {
     QTRY_VERIFY_WITH_TIMEOUT(p->renderCount() > renders, kLong);
     QVERIFY(h->following()); // back to the newest data
     QCOMPARE(h->viewEnd(), std::max(h->latestTime(), h->windowSeconds()));
+}
+
+void tst_InspectorUi::wheelZoomsAndDragPans() {
+    // Real pointer events through the window (not model calls): the wheel zooms the time axis
+    // around the cursor, a drag pans it, a double click goes back to following.
+    HistoryModel* h = controller_->history();
+    PlotItem* p = plot(PlotItem::TimerHeap);
+    const double saved = h->windowSeconds();
+    // A view narrower than the data so far, so there is a past to pan into.
+    h->setWindowSeconds(2);
+    QTRY_VERIFY_WITH_TIMEOUT(p->hasData() && h->latestTime() > 3, kLong);
+    h->follow();
+    const double window = h->windowSeconds();
+    const QPoint centre = p->mapToScene(QPointF(p->width() * 0.5, p->height() * 0.5)).toPoint();
+
+    QWheelEvent wheel(centre, window_->mapToGlobal(centre), QPoint(), QPoint(0, 120), Qt::NoButton,
+                      Qt::NoModifier, Qt::NoScrollPhase, false);
+    QCoreApplication::sendEvent(window_, &wheel);
+    QVERIFY(wheel.isAccepted());
+    QVERIFY2(qAbs(h->windowSeconds() - window * 0.8) < 1e-6,
+             qPrintable(QString::number(h->windowSeconds())));
+    QVERIFY(!h->following()); // anchored mid-view: the view no longer ends at the newest sample
+
+    const double end = h->viewEnd();
+    QTest::mousePress(window_, Qt::LeftButton, Qt::NoModifier, centre);
+    QTest::mouseMove(window_, centre + QPoint(60, 0)); // drag right: into the past
+    QTest::mouseRelease(window_, Qt::LeftButton, Qt::NoModifier, centre + QPoint(60, 0));
+    QVERIFY2(h->viewEnd() < end - 1e-6,
+             qPrintable(QStringLiteral("%1 -> %2").arg(end).arg(h->viewEnd())));
+    QVERIFY(!h->following());
+
+    QTest::mouseDClick(window_, Qt::LeftButton, Qt::NoModifier, centre);
+    QVERIFY(h->following());
+    h->setWindowSeconds(saved);
 }
 
 void tst_InspectorUi::exportsParseBack() {
