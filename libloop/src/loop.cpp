@@ -305,13 +305,16 @@ struct Loop::Impl {
             }
             addPending(true, -1);
             Task task = std::move(e.task);
+            // The slot is free before the callback runs: a started timer no longer counts
+            // against maxTimers (an interval re-arming itself at the cap must fit), and its id
+            // answers like a finished one (cancel false, deadline NotFound) from the callback on.
+            slab.releaseLocal(top.slot());
             if (opts.metrics && (timersSampled++ & sampleMask) == 0) {
                 const std::int64_t start = nowNs();
                 timerLateness.record(
                     std::uint64_t(start > top.deadline ? start - top.deadline : 0));
             }
             runOnceAndRelease(task, CallbackKind::Timer);
-            slab.releaseLocal(top.slot());
             timersRun.add();
             ++n;
             checkpoint();

@@ -480,6 +480,23 @@ private slots:
         QCOMPARE(live.load(), 0);
         QCOMPARE(loop.pendingTimers(), std::size_t(0));
     }
+
+    void intervalKeepsRunningAtMaxTimers() {
+        // Regression (fuzz_js_timers, corpus/js_timers/regress-interval-at-cap): with room for
+        // one timer, an interval must still re-arm: the running timer is not pending.
+        ManualClock clock;
+        LoopOptions o;
+        o.maxTimers = 1;
+        o.clock = &clock;
+        Loop loop(o);
+        JsTimers js(loop);
+        int ticks = 0;
+        QVERIFY(js.setInterval([&] { ++ticks; }, 5).ok());
+        for (int i = 0; i < 10; ++i)
+            QVERIFY(loop.runOnce(kForever).ok());
+        QCOMPARE(ticks, 10);
+        QCOMPARE(js.pending(), std::size_t(1));
+    }
 };
 
 QTEST_APPLESS_MAIN(TstJsTimers)

@@ -91,6 +91,7 @@ private slots:
     void rescheduleMovesTimerAndKeepsCallback();
     void rescheduleRefusals();
     void maxTimersIsExact();
+    void runningTimerDoesNotCountAgainstMaxTimers();
 };
 
 void TestTimers::firesInDeadlineOrder() {
@@ -940,6 +941,26 @@ void TestTimers::maxTimersIsExact() {
     QVERIFY(loop.cancelTimer(ids[1]));
     QVERIFY(loop.scheduleTimer(std::chrono::hours(1), [] {}).ok()); // a slot came back
     QCOMPARE(loop.scheduleTimer(std::chrono::hours(1), [] {}).code(), Errc::TooManyTimers);
+}
+
+void TestTimers::runningTimerDoesNotCountAgainstMaxTimers() {
+    // Found by fuzz_js_timers: the running timer's slot was still held while its callback ran,
+    // so at the cap a timer could not schedule its successor (and an interval died).
+    libloop::ManualClock manual;
+    LoopOptions o;
+    o.maxTimers = 1;
+    o.clock = &manual;
+    Loop loop(o);
+    int generations = 0;
+    std::function<void()> next = [&] {
+        if (++generations < 5)
+            QVERIFY(loop.scheduleTimer(std::chrono::milliseconds(1), [&] { next(); }).ok());
+    };
+    QVERIFY(loop.scheduleTimer(std::chrono::milliseconds(1), [&] { next(); }).ok());
+    for (int i = 0; i < 10 && generations < 5; ++i)
+        QVERIFY(loop.runOnce(kForever).ok());
+    QCOMPARE(generations, 5);
+    QCOMPARE(loop.pendingTimers(), std::size_t(0));
 }
 
 QTEST_APPLESS_MAIN(TestTimers)

@@ -486,12 +486,13 @@ template <class T> template <class F> Promise<T> Promise<T>::finally(F onFinally
     // then(thenFinally, catchFinally) (ECMAScript 27.2.5.3): each calls onFinally(), resolves its
     // result and chains the thunk restoring the original outcome directly on that promise.
     using R = std::invoke_result_t<F&>;
-    auto settleAfter = [f, &l](auto thunk) {
+    auto settleAfter = [f, loop = &l](auto thunk) {
         if constexpr (detail::isPromise<std::remove_cvref_t<R>>) {
+            (void)loop; // only the other branch needs it (clang: -Wunused-lambda-capture)
             return (*f)().then([thunk](const auto&...) { return thunk(); });
         } else {
             (*f)();
-            return resolvedPromise(l).then([thunk] { return thunk(); });
+            return resolvedPromise(*loop).then([thunk] { return thunk(); });
         }
     };
     if constexpr (std::is_void_v<T>) {
@@ -598,10 +599,12 @@ template <class T> Promise<T> race(Loop& loop, const std::vector<Promise<T>>& in
     for (const auto& in : inputs) {
         (void)in.then(
             [r](const auto&... v) {
-                if constexpr (sizeof...(v) == 1)
-                    r.resolve(v...);
-                else
+                // On T, not on the pack: a branch that does not depend on the lambda's own
+                // parameters is checked eagerly by clang.
+                if constexpr (std::is_void_v<T>)
                     r.resolve();
+                else
+                    r.resolve(v...);
             },
             [r](std::exception_ptr e) { r.reject(e); });
     }
@@ -627,10 +630,12 @@ template <class T> Promise<T> any(Loop& loop, const std::vector<Promise<T>>& inp
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         (void)inputs[i].then(
             [r](const auto&... v) {
-                if constexpr (sizeof...(v) == 1)
-                    r.resolve(v...);
-                else
+                // On T, not on the pack: a branch that does not depend on the lambda's own
+                // parameters is checked eagerly by clang.
+                if constexpr (std::is_void_v<T>)
                     r.resolve();
+                else
+                    r.resolve(v...);
             },
             [r, acc, i](std::exception_ptr e) {
                 acc->errors[i] = e;
