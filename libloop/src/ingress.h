@@ -55,6 +55,11 @@ public:
     bool headReady() const noexcept;
     // [any thread] Tasks reserved and not yet consumed.
     std::uint64_t size() const noexcept;
+    // [consumer] Tasks ever reserved / consumed: a phase runs the tasks reserved before it began.
+    std::uint64_t reservedCount() const noexcept {
+        return countOf(tail_.load(std::memory_order_acquire) >> kShift);
+    }
+    std::uint64_t consumedCount() const noexcept { return countOf(head_ >> kShift); }
     // [any thread] No push succeeds after this returns. Idempotent.
     void close() noexcept;
     // [consumer, after close()] True when every reserved slot has been consumed.

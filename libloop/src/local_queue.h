@@ -16,6 +16,10 @@ class LocalQueue {
 public:
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return tail_ - head_; }
+    // Tasks ever pushed / popped (cleared ones count as popped): a phase runs the tasks with a
+    // push number below the count it saw when it began, even across nested phases.
+    std::uint64_t pushedCount() const noexcept { return base_ + tail_; }
+    std::uint64_t poppedCount() const noexcept { return base_ + head_; }
     // False (and `t` untouched) when the queue had to grow and could not allocate.
     [[nodiscard]] bool push(Task&& t, std::int64_t enqueuedNs) noexcept {
         if (tail_ - head_ == cap_ && !grow())
@@ -48,6 +52,7 @@ private:
             return false;
         for (std::size_t i = 0; head_ + i != tail_; ++i)
             b[i] = std::move(buf_[(head_ + i) & (cap_ - 1)]);
+        base_ += head_;
         tail_ -= head_;
         head_ = 0;
         buf_ = std::move(b);
@@ -57,6 +62,7 @@ private:
 
     std::unique_ptr<QueuedTask[]> buf_;
     std::size_t cap_ = 0, head_ = 0, tail_ = 0;
+    std::uint64_t base_ = 0; // pops before the last grow() rebased head_ to 0
 };
 
 } // namespace libloop::detail

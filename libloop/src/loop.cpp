@@ -227,16 +227,24 @@ struct Loop::Impl {
         checkpoint();
     }
 
-    // The tasks queued when the phase began (later ones wait for the next iteration, so a task
-    // that queues a task cannot keep one iteration going forever).
+    // The tasks queued when the phase began, internal then external (later ones wait for the
+    // next iteration, so a task that queues a task cannot keep one iteration going forever).
+    // Bounded by push counts, not by how many to run: a nested iteration inside a task may run
+    // some of them, and the tasks queued after it must still wait.
     std::size_t runTasks() {
         std::size_t n = 0;
         QueuedTask qt;
-        for (std::size_t i = local.size(); i > 0 && !closed && local.pop(qt); --i, ++n)
+        const std::uint64_t localEnd = local.pushedCount();
+        const std::uint64_t externalEnd = ingress.reservedCount();
+        while (!closed && local.poppedCount() < localEnd && local.pop(qt)) {
             runTask(qt);
+            ++n;
+        }
         internalQueue.set(local.size());
-        for (std::uint64_t i = ingress.size(); i > 0 && !closed && ingress.pop(qt); --i, ++n)
+        while (!closed && ingress.consumedCount() < externalEnd && ingress.pop(qt)) {
             runTask(qt);
+            ++n;
+        }
         return n;
     }
 
@@ -245,8 +253,11 @@ struct Loop::Impl {
     std::size_t runImmediates() {
         std::size_t n = 0;
         QueuedTask qt;
-        for (std::size_t i = immediates.size(); i > 0 && !closed && immediates.pop(qt); --i, ++n)
+        const std::uint64_t end = immediates.pushedCount();
+        while (!closed && immediates.poppedCount() < end && immediates.pop(qt)) {
             runTask(qt);
+            ++n;
+        }
         return n;
     }
 
@@ -286,14 +297,23 @@ struct Loop::Impl {
         heapChanged();
     }
 
+    // The due timers scheduled before the phase began (seq < limit). Timers scheduled or
+    // rescheduled during it stay staged in the heap; one that reaches the heap proper anyway (a
+    // nested iteration flushes) is set aside again, so a timer scheduled in the past during the
+    // phase never holds back the older due ones.
     std::size_t runDueTimers(std::int64_t now) {
-        const std::uint64_t limit = heap.nextSeq(); // timers scheduled from now on wait
+        heap.flush();
+        const std::uint64_t limit = heap.nextSeq();
         std::size_t n = 0;
-        while (!closed && !heap.empty()) {
-            const TimerHeap::Node top = heap.top();
-            if (top.deadline > now || top.seq() >= limit)
+        while (!closed && !heap.heapEmpty()) {
+            const TimerHeap::Node top = heap.heapTop();
+            if (top.deadline > now)
                 break;
-            heap.pop();
+            if (top.seq() >= limit) {
+                heap.restageTop();
+                continue;
+            }
+            heap.popHeapTop();
             heapChanged();
             TimerSlab::Entry& e = slab.at(top.slot());
             std::uint64_t st = e.state.load(std::memory_order_acquire);
@@ -311,8 +331,10 @@ struct Loop::Impl {
             slab.releaseLocal(top.slot());
             if (opts.metrics && (timersSampled++ & sampleMask) == 0) {
                 const std::int64_t start = nowNs();
+                // In unsigned arithmetic: a deadline far in the past (TimePoint::min()) would
+                // overflow a signed difference.
                 timerLateness.record(
-                    std::uint64_t(start > top.deadline ? start - top.deadline : 0));
+                    start > top.deadline ? std::uint64_t(start) - std::uint64_t(top.deadline) : 0);
             }
             runOnceAndRelease(task, CallbackKind::Timer);
             timersRun.add();
@@ -466,6 +488,8 @@ struct Loop::Impl {
             const std::uint32_t gen = std::uint32_t(data >> 32);
             FdEntry* e = fdEntry(fd);
             if (!e || e->gen != gen || !e->inEpoll) // unregistered or re-registered meanwhile
+                continue;
+            if (!e->callback) // its callback is running (a nested iteration polled it again)
                 continue;
             const unsigned revents =
                 fromEpoll(evs[i].events) & (e->events | FdEvent::Error | FdEvent::HangUp);

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <bit>
+#include <cstdint>
 
 namespace libloop::detail {
 
@@ -76,7 +77,8 @@ void RateWindow::sample(std::int64_t nowNs, std::uint64_t callbacks, std::uint64
     s.idle.store(idleNs, std::memory_order_release);
     s.seq.store(seq + 2, std::memory_order_release);
     written_.store(n + 1, std::memory_order_release);
-    nextSampleNs_ = nowNs + windowNs_ / 8;
+    // Saturating: a manual clock may stand near INT64_MAX.
+    nextSampleNs_ = nowNs > INT64_MAX - windowNs_ / 8 ? INT64_MAX : nowNs + windowNs_ / 8;
 }
 
 void RateWindow::compute(std::int64_t nowNs, std::uint64_t callbacks, std::uint64_t busyNs,

@@ -50,6 +50,14 @@ void TimerHeap::pop() noexcept {
     removeAt(kBase);
 }
 
+void TimerHeap::restageTop() {
+    const Node n = nodes_[kBase];
+    staged_.reserve(staged_.size() + 1); // may throw: before the heap is touched
+    removeAt(kBase);
+    pos_[n.slot()] = kStaged | std::uint32_t(staged_.size());
+    staged_.push_back(n);
+}
+
 bool TimerHeap::remove(std::uint32_t slot) noexcept {
     if (!contains(slot))
         return false;

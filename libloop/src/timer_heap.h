@@ -53,6 +53,18 @@ public:
     // Precondition: !empty(). Removes the top node.
     void pop() noexcept;
 
+    // The timer phase works on the heap proper, without flushing: nodes pushed (or updated)
+    // while it runs stay staged, so it only ever sees what was scheduled before it began.
+    void flush() noexcept;
+    bool heapEmpty() const noexcept { return size_ == 0; }
+    // Precondition: !heapEmpty().
+    const Node& heapTop() const noexcept { return nodes_[kBase]; }
+    void popHeapTop() noexcept { removeAt(kBase); }
+    // Precondition: !heapEmpty(). Moves the heap's top back to staging, keeping its seq (the
+    // timer phase sets aside a node scheduled during it, e.g. flushed by a nested iteration, so
+    // that the older due nodes behind it still run). May allocate (the staging buffer grows).
+    void restageTop();
+
     // Precondition: !contains(slot), slot <= kSlotMask. Returns the seq it assigned (the
     // scheduling order). May allocate while the heap grows past its high-water mark.
     std::uint64_t push(std::int64_t deadline, std::uint32_t slot);
@@ -83,7 +95,6 @@ private:
         nodes_[i] = n;
         pos_[n.slot()] = std::uint32_t(i);
     }
-    void flush() noexcept;
     void insert(const Node& n) noexcept; // into the heap proper; capacity ensured
     void siftUp(std::size_t i, Node n) noexcept;
     void siftDown(std::size_t i, Node n) noexcept;

@@ -91,6 +91,15 @@ void TimerSlab::release(std::uint32_t slot) noexcept {
 void TimerSlab::releaseLocal(std::uint32_t slot) noexcept {
     if (!markFree(slot))
         return;
+    // At the cap the shared list is the only place other threads find a free slot: keep none
+    // aside (so a refusal from any thread means maxTimers are really in use).
+    if (slotCount_.load(std::memory_order_relaxed) >= std::uint64_t(maxChunks_) * kChunkSize) {
+        for (const std::uint32_t s : localFree_)
+            pushFree(s);
+        localFree_.clear();
+        pushFree(slot);
+        return;
+    }
     if (localFree_.size() == kLocalMax) {
         for (std::size_t i = kLocalMax / 2; i < kLocalMax; ++i)
             pushFree(localFree_[i]);

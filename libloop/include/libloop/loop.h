@@ -6,8 +6,11 @@
 // [any thread] are safe from every thread, concurrently.
 //
 // One iteration (runOnce):
-//   1. due timers, earliest deadline first, equal deadlines in scheduling order;
-//   2. the tasks queued before the iteration started: internal ones, then external ones;
+//   1. due timers scheduled before this phase began, earliest deadline first, equal deadlines in
+//      scheduling order (a timer scheduled by one of them waits for a later iteration, even if
+//      it is already due, and never holds back the others);
+//   2. the tasks queued before this phase began (so including those the timers just queued):
+//      internal ones, then external ones;
 //   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready);
 //   4. the check phase: the immediates queued before it began (queueImmediate, Node's
 //      setImmediate), so they run after this iteration's I/O and before the next one's timers;
@@ -92,9 +95,8 @@ struct LoopOptions {
     std::uint32_t latencySampleEvery = 16;
     // The window for tasksPerSecond and utilisation in snapshots.
     Duration rateWindow = std::chrono::seconds(1);
-    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers). Slots
-    // freed by the loop thread are reused by it first, so near the cap another thread may be
-    // refused while the loop thread is not.
+    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers, from
+    // any thread). A timer stops counting when its callback starts.
     std::uint32_t maxTimers = 1u << 24;
     // Called for callbacks that throw; empty = one line on stderr. A throwing task, microtask or
     // timer is destroyed before the hook runs; a throwing fd callback stays registered.
