@@ -29,7 +29,30 @@ QQuickWindow* loadInspectorUi(QQmlApplicationEngine& engine, InspectorController
         std::fprintf(stderr, "loop-inspector: the window could not be loaded\n");
         return nullptr;
     }
-    return qobject_cast<QQuickWindow*>(engine.rootObjects().first());
+    auto* window = qobject_cast<QQuickWindow*>(engine.rootObjects().first());
+    controller->files()->setParentWindow(window); // the Browse dialogs belong to it
+    return window;
+}
+
+bool startFromOptions(InspectorController* controller, const Options& o, QString* error) {
+    bool ok = true;
+    if (!o.replay.isEmpty()) {
+        ok = controller->replay(o.replay);
+        if (ok) {
+            controller->player()->setSpeed(o.speed);
+            if (o.play)
+                controller->player()->play(); // it stands at the end: plays from the start
+        }
+    } else if (o.pid > 0 || !o.socket.isEmpty()) {
+        ok = o.pid > 0 ? controller->attachPid(o.pid) : controller->attachPath(o.socket);
+    } else if (controller->probes()->count() == 1) {
+        controller->attachRow(0); // the only process with a probe: attach at once
+    }
+    if (ok && !o.record.isEmpty())
+        ok = controller->startRecording(o.record);
+    if (!ok && error)
+        *error = controller->message();
+    return ok;
 }
 
 bool writeScreenshots(QQuickWindow* window, InspectorController* controller, const QString& dir) {
@@ -67,28 +90,16 @@ int runGui(const Options& o) {
     controller.history()->setWindowSeconds(o.windowSeconds);
     controller.setPreferredLoop(o.loop);
     PlotScheduler::instance()->setFps(o.fps);
+    controller.player()->setTickInterval(1000 / o.fps); // playback feeds as often as plots redraw
 
     QQmlApplicationEngine engine;
     QQuickWindow* window = loadInspectorUi(engine, &controller);
     if (!window)
         return 1;
 
-    if (!o.replay.isEmpty()) {
-        if (!controller.replay(o.replay)) {
-            std::fprintf(stderr, "loop-inspector: %s\n", qPrintable(controller.message()));
-            return 1;
-        }
-    } else if (o.pid > 0 || !o.socket.isEmpty()) {
-        const bool ok = o.pid > 0 ? controller.attachPid(o.pid) : controller.attachPath(o.socket);
-        if (!ok) {
-            std::fprintf(stderr, "loop-inspector: %s\n", qPrintable(controller.message()));
-            return 1;
-        }
-    } else if (controller.probes()->count() == 1) {
-        controller.attachRow(0); // the only process with a probe: attach at once
-    }
-    if (!o.record.isEmpty() && !controller.startRecording(o.record)) {
-        std::fprintf(stderr, "loop-inspector: %s\n", qPrintable(controller.message()));
+    QString error;
+    if (!startFromOptions(&controller, o, &error)) {
+        std::fprintf(stderr, "loop-inspector: %s\n", qPrintable(error));
         return 1;
     }
 

@@ -15,6 +15,11 @@ class InspectorController;
 // `inspector` property, and returns the window (nullptr with a warning on failure).
 QQuickWindow* loadInspectorUi(QQmlApplicationEngine& engine, InspectorController* controller);
 
+// Starts what the command line asks for: --replay FILE (then --speed, and --play plays it from the
+// start), else --pid / --socket, else the only process with a probe; then --record FILE. false
+// with *error (the controller's message) when one of them failed.
+bool startFromOptions(InspectorController* controller, const Options& options, QString* error);
+
 // Writes DIR/inspector.png (the window, grabbed while the loop runs) and DIR/plot-<kind>.png for
 // every plot. Returns false (with a message on stderr) when something could not be written.
 bool writeScreenshots(QQuickWindow* window, InspectorController* controller, const QString& dir);

@@ -36,11 +36,16 @@ void registerQmlTypes() {
                                                QStringLiteral("owned by InspectorController"));
     qmlRegisterUncreatableType<InspectorController>(uri, 1, 0, "InspectorController",
                                                     QStringLiteral("created by loop-inspector"));
+    qmlRegisterUncreatableType<ReplayPlayer>(uri, 1, 0, "ReplayPlayer",
+                                             QStringLiteral("owned by InspectorController"));
+    qmlRegisterUncreatableType<FileChooser>(uri, 1, 0, "FileChooser",
+                                            QStringLiteral("owned by InspectorController"));
 }
 
 InspectorController::InspectorController(QObject* parent) : QObject(parent) {
     clock_.start();
     exportDir_ = QDir::currentPath();
+    files_.setStartDirectory(exportDir_);
     history_.setCapacity(qsizetype(HistoryModel::kMaxWindow * session_.rate()) + 16);
 
     ProbeClient* c = session_.client();
@@ -91,6 +96,21 @@ InspectorController::InspectorController(QObject* parent) : QObject(parent) {
             history_.setCurrentLoopId(id);
     });
 
+    // The Browse buttons.
+    connect(&files_, &FileChooser::exportDirectoryChosen, this, [this](const QString& dir) {
+        setExportDirectory(dir);
+        setMessage(QStringLiteral("exports go to %1").arg(dir));
+    });
+    connect(&files_, &FileChooser::recordFileChosen, this, [this](const QString& path) {
+        stopRecording();
+        startRecording(path);
+    });
+    connect(&files_, &FileChooser::replayFileChosen, this,
+            [this](const QString& path) { replay(path); });
+    connect(&player_, &ReplayPlayer::playingChanged, this, &InspectorController::updateStatusText);
+    connect(&player_, &ReplayPlayer::finished, this,
+            [this] { setMessage(QStringLiteral("end of %1").arg(replayFile_)); });
+
     // The status line changes a few times a second at most, whatever the snapshot rate.
     statusTimer_.setInterval(500);
     connect(&statusTimer_, &QTimer::timeout, this, &InspectorController::updateStatusText);
@@ -130,6 +150,7 @@ void InspectorController::setExportDirectory(const QString& dir) {
     if (dir == exportDir_)
         return;
     exportDir_ = dir;
+    files_.setStartDirectory(dir);
     emit exportDirectoryChanged();
 }
 
@@ -158,6 +179,13 @@ void InspectorController::updateStatusText() {
                    .arg(pid_)
                    .arg(replayFile_)
                    .arg(history_.snapshotCount());
+        if (player_.loaded())
+            text +=
+                QStringLiteral(" · %1 %2x · %3 / %4")
+                    .arg(player_.playing() ? QStringLiteral("playing") : QStringLiteral("stopped"))
+                    .arg(player_.speed())
+                    .arg(ReplayPlayer::formatTime(player_.position()),
+                         ReplayPlayer::formatTime(player_.duration()));
     } else {
         const QString st = status();
         if (pid_ > 0)
@@ -192,6 +220,7 @@ void InspectorController::attachTo(const proto::ProbeInfo& probe) {
     if (replaying_) {
         replaying_ = false;
         replayFile_.clear();
+        player_.close();
     }
     if (session_.status() != ProbeSession::Status::Idle && session_.probe().path == probe.path &&
         session_.status() != ProbeSession::Status::Failed)
@@ -235,6 +264,7 @@ bool InspectorController::attachRow(int row) {
 }
 
 void InspectorController::detach() {
+    player_.pause();
     session_.detach();
     pid_ = 0;
     name_.clear();
@@ -281,7 +311,7 @@ bool InspectorController::replay(const QString& path) {
     session_.detach();
     SessionInfo info;
     QString error;
-    if (!replaySession(path, &history_, &info, &error)) {
+    if (!player_.open(path, &info, &error)) {
         setMessage(error);
         return false;
     }

@@ -1,10 +1,14 @@
 // InspectorController: what the QML window talks to. It owns the process list, the probe session
-// (attach, reconnect), the history model, recording and replay, exports, and the status line.
+// (attach, reconnect), the history model, recording and replay (with real-time playback), the
+// file dialogs of the Browse buttons, exports, and the status line.
 #pragma once
+
+#include "filechooser.h"
 
 #include <historymodel.h>
 #include <probelistmodel.h>
 #include <probesession.h>
+#include <replayplayer.h>
 #include <session.h>
 
 #include <QtCore/qelapsedtimer.h>
@@ -29,6 +33,10 @@ class InspectorController : public QObject {
     Q_PROPERTY(double lagMs READ lagMs NOTIFY statusTextChanged)
     Q_PROPERTY(bool recording READ recording NOTIFY recordingChanged)
     Q_PROPERTY(bool replaying READ replaying NOTIFY statusChanged)
+    Q_PROPERTY(QString replayFile READ replayFile NOTIFY statusChanged)
+    Q_PROPERTY(QString recordingFile READ recordingFile NOTIFY recordingChanged)
+    Q_PROPERTY(libloop::inspector::ReplayPlayer* player READ player CONSTANT)
+    Q_PROPERTY(libloop::inspector::FileChooser* files READ files CONSTANT)
     Q_PROPERTY(QString exportDirectory READ exportDirectory WRITE setExportDirectory NOTIFY
                    exportDirectoryChanged)
 public:
@@ -38,6 +46,11 @@ public:
     HistoryModel* history() { return &history_; }
     ProbeListModel* probes() { return &probes_; }
     ProbeSession* session() { return &session_; }
+    // Plays the replayed session in real time (loaded by replay()).
+    ReplayPlayer* player() { return &player_; }
+    // The Browse buttons' dialogs: a chosen folder becomes the export directory, a chosen record
+    // file is recorded to (after stopping a recording in progress), a chosen session is replayed.
+    FileChooser* files() { return &files_; }
 
     // "idle", "connecting", "attached", "reconnecting", "failed", "replay"
     QString status() const;
@@ -53,6 +66,8 @@ public:
     double lagMs() const { return lagMs_; }
     bool recording() const { return recorder_.isOpen(); }
     bool replaying() const { return replaying_; }
+    QString replayFile() const { return replayFile_; }
+    QString recordingFile() const { return recorder_.isOpen() ? recorder_.path() : QString(); }
     QString exportDirectory() const { return exportDir_; }
     void setExportDirectory(const QString& dir);
 
@@ -66,6 +81,7 @@ public:
     Q_INVOKABLE void detach();
     Q_INVOKABLE bool startRecording(const QString& path = {});
     Q_INVOKABLE void stopRecording();
+    // Shows the whole recorded session (paused at its end; player() plays it).
     Q_INVOKABLE bool replay(const QString& path);
     // Every plot item's PNG (plot-<kind>.png) into `dir` (default: a new folder in the export
     // directory); returns the files written.
@@ -91,6 +107,8 @@ private:
     ProbeListModel probes_;
     ProbeSession session_;
     SessionRecorder recorder_;
+    ReplayPlayer player_{&history_};
+    FileChooser files_;
     QTimer statusTimer_;
     QElapsedTimer clock_;
     std::deque<qint64> arrivals_; // ms of recent snapshots (for the measured rate)

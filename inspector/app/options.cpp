@@ -2,6 +2,8 @@
 
 #include <libloop/protocol/messages.h>
 
+#include <replayplayer.h>
+
 #include <QtCore/qcommandlineparser.h>
 
 #include <cstring>
@@ -53,6 +55,14 @@ std::optional<Options> parseOptions(const QStringList& arguments, QString* error
     const QCommandLineOption replay(QStringLiteral("replay"),
                                     QStringLiteral("Show a recorded session instead of a process."),
                                     QStringLiteral("FILE"));
+    const QCommandLineOption play(
+        QStringLiteral("play"),
+        QStringLiteral("--replay: play the session in real time from its start at once."));
+    const QCommandLineOption speed(QStringLiteral("speed"),
+                                   QStringLiteral("--replay: playback speed, one of %1 "
+                                                  "(default 1).")
+                                       .arg(ReplayPlayer::speedChoices()),
+                                   QStringLiteral("X"));
     const QCommandLineOption record(QStringLiteral("record"),
                                     QStringLiteral("Record the session to FILE (JSON lines)."),
                                     QStringLiteral("FILE"));
@@ -68,8 +78,8 @@ std::optional<Options> parseOptions(const QStringList& arguments, QString* error
         QStringLiteral("screenshot-after"),
         QStringLiteral("Seconds of data before --screenshot (default 3)."),
         QStringLiteral("SECONDS"));
-    p.addOptions({dump, pid, socket, dir, count, rate, timeout, window, fps, replay, record, loop,
-                  screenshot, screenshotAfter});
+    p.addOptions({dump, pid, socket, dir, count, rate, timeout, window, fps, replay, play, speed,
+                  record, loop, screenshot, screenshotAfter});
     p.process(arguments); // --help / --version / unknown options exit here
 
     auto fail = [error](const QString& why) -> std::optional<Options> {
@@ -118,6 +128,14 @@ std::optional<Options> parseOptions(const QStringList& arguments, QString* error
             return fail(QStringLiteral("--fps: expected 1..60"));
     }
     o.replay = p.value(replay);
+    o.play = p.isSet(play);
+    if (p.isSet(speed)) {
+        const std::optional<double> x = ReplayPlayer::parseSpeed(p.value(speed));
+        if (!x)
+            return fail(QStringLiteral("--speed: expected one of %1, got \"%2\"")
+                            .arg(ReplayPlayer::speedChoices(), p.value(speed)));
+        o.speed = *x;
+    }
     o.record = p.value(record);
     o.loop = p.value(loop);
     o.screenshotDir = p.value(screenshot);
@@ -128,6 +146,9 @@ std::optional<Options> parseOptions(const QStringList& arguments, QString* error
     }
     if (o.dump && !o.replay.isEmpty())
         return fail(QStringLiteral("--dump and --replay exclude each other"));
+    if (o.replay.isEmpty() && (o.play || p.isSet(speed)))
+        return fail(
+            QStringLiteral("--play and --speed play a recorded session: they need --replay"));
     if (!o.replay.isEmpty() && (o.pid > 0 || !o.socket.isEmpty()))
         return fail(QStringLiteral("--replay shows a file: --pid and --socket do not apply"));
     return o;

@@ -19,6 +19,8 @@ struct Options {
     double windowSeconds = 60;
     int fps = 20;
     QString replay;
+    bool play = false; // --play: start playing the replay at once
+    double speed = 1;  // --speed: playback speed (ReplayPlayer::kSpeeds)
     QString record;
     QString loop;          // select this loop (by name) when it appears
     QString screenshotDir; // --screenshot DIR

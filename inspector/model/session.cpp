@@ -74,7 +74,8 @@ void SessionRecorder::writeGap() {
     writeLine(o);
 }
 
-bool replaySession(const QString& path, HistoryModel* model, SessionInfo* info, QString* error) {
+bool readSession(const QString& path, std::vector<SessionEntry>* entries, SessionInfo* info,
+                 QString* error) {
     auto failWith = [&](const QString& why) {
         if (error)
             *error = why;
@@ -83,7 +84,7 @@ bool replaySession(const QString& path, HistoryModel* model, SessionInfo* info, 
     QFile f(path);
     if (!f.open(QIODevice::ReadOnly))
         return failWith(QStringLiteral("cannot read %1: %2").arg(path, f.errorString()));
-    model->clear();
+    std::vector<SessionEntry> read;
     SessionInfo found;
     bool sawHeader = false;
     int lineNo = 0;
@@ -121,22 +122,54 @@ bool replaySession(const QString& path, HistoryModel* model, SessionInfo* info, 
             const auto m = proto::LoopsMessage::fromCbor(QCborMap::fromJsonObject(o), &why);
             if (!m)
                 return failWith(QStringLiteral("%1:%2: %3").arg(path).arg(lineNo).arg(why));
-            model->setLoopInfo(m->loops);
+            SessionEntry e;
+            e.kind = SessionEntry::Kind::Loops;
+            e.loops = m->loops;
+            read.push_back(std::move(e));
         } else if (t == QLatin1String("snapshot")) {
             QString why;
             const auto m = proto::SnapshotMessage::fromCbor(QCborMap::fromJsonObject(o), &why);
             if (!m)
                 return failWith(QStringLiteral("%1:%2: %3").arg(path).arg(lineNo).arg(why));
-            model->addSnapshot(*m);
+            SessionEntry e;
+            e.kind = SessionEntry::Kind::Snapshot;
+            e.snapshot = *m;
+            read.push_back(std::move(e));
             ++found.snapshots;
         } else if (t == QLatin1String("gap")) {
-            model->addGap();
+            read.push_back(SessionEntry{});
         }
     }
     if (!sawHeader)
         return failWith(QStringLiteral("%1: empty, not a loop-inspector session").arg(path));
+    if (entries)
+        *entries = std::move(read);
     if (info)
         *info = found;
+    return true;
+}
+
+void feedSessionEntry(HistoryModel* model, const SessionEntry& entry) {
+    switch (entry.kind) {
+    case SessionEntry::Kind::Loops:
+        model->setLoopInfo(entry.loops);
+        break;
+    case SessionEntry::Kind::Snapshot:
+        model->addSnapshot(entry.snapshot);
+        break;
+    case SessionEntry::Kind::Gap:
+        model->addGap();
+        break;
+    }
+}
+
+bool replaySession(const QString& path, HistoryModel* model, SessionInfo* info, QString* error) {
+    std::vector<SessionEntry> entries;
+    if (!readSession(path, &entries, info, error))
+        return false;
+    model->clear();
+    for (const SessionEntry& e : entries)
+        feedSessionEntry(model, e);
     return true;
 }
 

@@ -14,6 +14,8 @@
 #include <QtCore/qfile.h>
 #include <QtCore/qstring.h>
 
+#include <vector>
+
 namespace libloop::inspector {
 
 class HistoryModel;
@@ -52,9 +54,26 @@ struct SessionInfo {
     qint64 snapshots = 0;
 };
 
-// Reads a recorded session into `model` (cleared first). false with *error (naming the line) for
-// a file that cannot be read or a line that is not a valid message; lines of unknown types are
-// skipped.
+// One message of a recorded session, in file order. Session headers are not entries: they only
+// set SessionInfo (the last header wins), as they never touched the model.
+struct SessionEntry {
+    enum class Kind { Loops, Snapshot, Gap };
+    Kind kind = Kind::Gap;
+    QList<protocol::LoopInfo> loops;    // Kind::Loops
+    protocol::SnapshotMessage snapshot; // Kind::Snapshot
+};
+
+// Reads and checks a whole recorded session. false with *error (naming the line) for a file that
+// cannot be read or a line that is not a valid message; lines of unknown types are skipped.
+// `entries` is left alone on failure.
+bool readSession(const QString& path, std::vector<SessionEntry>* entries,
+                 SessionInfo* info = nullptr, QString* error = nullptr);
+
+// Gives one entry to `model` the way the live inspector gave it the message.
+void feedSessionEntry(HistoryModel* model, const SessionEntry& entry);
+
+// Reads a recorded session into `model` (cleared first, and only when the whole file is valid):
+// readSession() + feedSessionEntry() for every entry. Same errors as readSession().
 bool replaySession(const QString& path, HistoryModel* model, SessionInfo* info = nullptr,
                    QString* error = nullptr);
 

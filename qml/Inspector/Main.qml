@@ -1,6 +1,7 @@
 // loop-inspector's window: the toolbar (pause, window, live, rate, exports), the process and loop
-// lists, seven plots of the selected loop and the status line. All logic lives in C++
-// (InspectorController, HistoryModel, PlotItem); this file only lays it out.
+// lists, the playback bar of a replay, seven plots of the selected loop and the status line. All
+// logic lives in C++ (InspectorController, HistoryModel, ReplayPlayer, FileChooser, PlotItem);
+// this file only lays it out.
 import QtQuick
 import QtQuick.Controls
 import QtQuick.Layouts
@@ -101,11 +102,17 @@ ApplicationWindow {
             }
             Label { text: qsTr("to") }
             TextField {
+                objectName: "exportDirectoryField"
                 Layout.fillWidth: true
                 Layout.minimumWidth: 120
                 text: root.inspector.exportDirectory
                 placeholderText: qsTr("export folder")
                 onEditingFinished: root.inspector.exportDirectory = text
+            }
+            Button {
+                objectName: "exportBrowseButton"
+                text: qsTr("Browse…")
+                onClicked: root.inspector.files.chooseExportDirectory()
             }
         }
     }
@@ -123,26 +130,38 @@ ApplicationWindow {
             inspector: root.inspector
         }
 
-        GridLayout {
+        ColumnLayout {
             Layout.fillWidth: true
             Layout.fillHeight: true
-            columns: 2
-            rowSpacing: 6
-            columnSpacing: 6
+            spacing: 6
 
-            Repeater {
-                model: [PlotItem.TimerHeap, PlotItem.MicrotaskRing, PlotItem.FastPath,
-                        PlotItem.Latency, PlotItem.TasksPerSecond, PlotItem.Utilisation,
-                        PlotItem.QueueDepths]
-                delegate: PlotPanel {
-                    required property int modelData
-                    kind: modelData
-                    history: root.history
-                    Layout.fillWidth: true
-                    Layout.fillHeight: true
-                    Layout.preferredWidth: 500
-                    Layout.preferredHeight: 200
-                    Layout.columnSpan: modelData === PlotItem.QueueDepths ? 2 : 1
+            ReplayBar {
+                Layout.fillWidth: true
+                visible: root.inspector.replaying && root.inspector.player.loaded
+                player: root.inspector.player
+            }
+
+            GridLayout {
+                Layout.fillWidth: true
+                Layout.fillHeight: true
+                columns: 2
+                rowSpacing: 6
+                columnSpacing: 6
+
+                Repeater {
+                    model: [PlotItem.TimerHeap, PlotItem.MicrotaskRing, PlotItem.FastPath,
+                            PlotItem.Latency, PlotItem.TasksPerSecond, PlotItem.Utilisation,
+                            PlotItem.QueueDepths]
+                    delegate: PlotPanel {
+                        required property int modelData
+                        kind: modelData
+                        history: root.history
+                        Layout.fillWidth: true
+                        Layout.fillHeight: true
+                        Layout.preferredWidth: 500
+                        Layout.preferredHeight: 200
+                        Layout.columnSpan: modelData === PlotItem.QueueDepths ? 2 : 1
+                    }
                 }
             }
         }

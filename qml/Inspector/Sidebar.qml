@@ -1,5 +1,5 @@
 // The processes with a probe (click to attach), the loops of the attached process (click to
-// plot one), and recording / replay.
+// plot one), and recording / replay (paths typed, or chosen with the Browse buttons' dialogs).
 import QtQuick
 import QtQuick.Controls
 import QtQuick.Layouts
@@ -96,19 +96,35 @@ ColumnLayout {
     RowLayout {
         Layout.fillWidth: true
         Button {
+            objectName: "recordButton"
             text: side.inspector.recording ? qsTr("Stop recording") : qsTr("Record")
             onClicked: side.inspector.recording ? side.inspector.stopRecording()
                                                 : side.inspector.startRecording()
         }
         Button {
-            text: qsTr("Replay")
-            enabled: replayPath.text.length > 0
-            onClicked: side.inspector.replay(replayPath.text)
+            objectName: "recordBrowseButton"
+            text: qsTr("Record to…")
+            onClicked: side.inspector.files.chooseRecordFile()
         }
     }
-    TextField {
-        id: replayPath
+    RowLayout {
         Layout.fillWidth: true
-        placeholderText: qsTr("session file to replay")
+        TextField {
+            id: replayPath
+            objectName: "replayPathField"
+            Layout.fillWidth: true
+            placeholderText: qsTr("session file to replay")
+        }
+        Button {
+            objectName: "replayBrowseButton"
+            text: qsTr("Browse…")
+            onClicked: side.inspector.files.chooseReplayFile()
+        }
+    }
+    Button {
+        objectName: "replayButton"
+        text: qsTr("Replay")
+        enabled: replayPath.text.length > 0
+        onClicked: side.inspector.replay(replayPath.text)
     }
 }
