@@ -98,6 +98,8 @@ struct Loop::Impl {
         std::uint32_t gen = 0;
         bool registered = false;
         bool inEpoll = false;
+        // Taken out of epoll by a nested iteration while its callback runs (see dispatchEvents).
+        bool suspended = false;
     };
 
     explicit Impl(LoopOptions o)
@@ -280,6 +282,7 @@ struct Loop::Impl {
     // list before it was cancelled, so it is in the insert list we take now or was inserted
     // earlier; freeing it cannot leave it linked in an insert list.
     void drainRemoteTimers() {
+        slab.flushLocalAtCap();
         const std::uint32_t cancels = slab.takeCancels();
         for (std::uint32_t s = slab.takeInserts(); s != TimerSlab::kNone;) {
             TimerSlab::Entry& e = slab.at(s - 1);
@@ -297,10 +300,12 @@ struct Loop::Impl {
         heapChanged();
     }
 
-    // The due timers scheduled before the phase began (seq < limit). Timers scheduled or
-    // rescheduled during it stay staged in the heap; one that reaches the heap proper anyway (a
-    // nested iteration flushes) is set aside again, so a timer scheduled in the past during the
-    // phase never holds back the older due ones.
+    // The due timers scheduled before the phase began (seq < limit). Timers scheduled during it
+    // stay staged in the heap; one that reaches the heap proper anyway (a nested iteration
+    // flushes, a reschedule updates a heap node in place) is set aside again, so a timer
+    // scheduled in the past during the phase never holds back the older due ones. If setting
+    // it aside cannot allocate, the phase ends there: the older ones run in the next iteration
+    // (the loop does not sleep meanwhile: the top is due).
     std::size_t runDueTimers(std::int64_t now) {
         heap.flush();
         const std::uint64_t limit = heap.nextSeq();
@@ -310,7 +315,8 @@ struct Loop::Impl {
             if (top.deadline > now)
                 break;
             if (top.seq() >= limit) {
-                heap.restageTop();
+                if (!heap.restageTop())
+                    break;
                 continue;
             }
             heap.popHeapTop();
@@ -379,7 +385,13 @@ struct Loop::Impl {
         addPending(local, 1);
         e.state.store(TimerSlab::word(gen, TimerSlab::Pending), std::memory_order_release);
         if (local) {
-            insertTimer(slot);
+            try {
+                insertTimer(slot);
+            } catch (const std::bad_alloc&) { // the heap could not grow: refused, as a chunk
+                addPending(true, -1);
+                slab.releaseLocal(slot); // destroys the task; the id was never handed out
+                return Status{Errc::SystemError, ENOMEM};
+            }
         } else {
             slab.pushInsert(slot);
             wake.notify();
@@ -489,8 +501,17 @@ struct Loop::Impl {
             FdEntry* e = fdEntry(fd);
             if (!e || e->gen != gen || !e->inEpoll) // unregistered or re-registered meanwhile
                 continue;
-            if (!e->callback) // its callback is running (a nested iteration polled it again)
+            if (!e->callback) {
+                // Its callback is running: this is a nested iteration (the callback called
+                // runOnce/run). It is not called re-entrantly; and since epoll is level-triggered
+                // it would be reported again at once, so a nested wait would spin: it leaves
+                // epoll until its callback returns (the frame that runs it puts it back).
+                if (poller.remove(fd) == 0) {
+                    e->inEpoll = false;
+                    e->suspended = true;
+                }
                 continue;
+            }
             const unsigned revents =
                 fromEpoll(evs[i].events) & (e->events | FdEvent::Error | FdEvent::HangUp);
             if (!revents)
@@ -505,13 +526,26 @@ struct Loop::Impl {
                 report(std::current_exception(), CallbackKind::Fd);
             }
             e = fdEntry(fd);
-            if (e && e->gen == gen && !e->callback)
-                e->callback = std::move(cb);
+            if (e && e->gen == gen) {
+                if (!e->callback)
+                    e->callback = std::move(cb);
+                if (e->suspended)
+                    resumeFd(fd, *e);
+            }
             fdCallbacksRun.add();
             ++n;
             checkpoint();
         }
         return n;
+    }
+
+    // Back into epoll after its callback returned, unless the callback changed that meanwhile
+    // (modifyFd re-added it, or watches nothing). A failure (the callback closed the fd without
+    // unregistering it) leaves it registered and unwatched, as a failed modifyFd would.
+    void resumeFd(int fd, FdEntry& e) noexcept {
+        e.suspended = false;
+        if (!e.inEpoll && e.events != 0)
+            e.inEpoll = poller.add(fd, toEpoll(e.events), fdData(fd, e.gen)) == 0;
     }
 
     void adjustFdCount(int delta) noexcept {
@@ -1116,6 +1150,7 @@ Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
     e.gen = gen;
     e.registered = true;
     e.inEpoll = true;
+    e.suspended = false;
     return {};
 }
 
@@ -1159,6 +1194,7 @@ Status Loop::unregisterFd(int fd) {
     FdCallback dying = std::move(e->callback); // destroyed after the entry is consistent
     e->registered = false;
     e->inEpoll = false;
+    e->suspended = false;
     e->events = 0;
     d_->adjustFdCount(-1);
     return {};

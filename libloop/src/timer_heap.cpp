@@ -26,10 +26,10 @@ std::uint64_t TimerHeap::push(std::int64_t deadline, std::uint32_t slot) {
         pos_.resize(std::max<std::size_t>(std::size_t(slot) + 1, pos_.size() * 2), kNotInHeap);
     if (size_ + staged_.size() + 1 > capacity_)
         reserve(size_ + staged_.size() + 1); // so that flush() never allocates
-    const std::uint64_t seq = seq_++;
-    pos_[slot] = kStaged | std::uint32_t(staged_.size());
-    staged_.push_back(Node{deadline, seq << kSlotBits | slot});
-    return seq;
+    // Every allocation happens before anything changes: a throw leaves the heap as it was.
+    staged_.push_back(Node{deadline, seq_ << kSlotBits | slot});
+    pos_[slot] = kStaged | std::uint32_t(staged_.size() - 1);
+    return seq_++;
 }
 
 void TimerHeap::flush() noexcept {
@@ -50,12 +50,19 @@ void TimerHeap::pop() noexcept {
     removeAt(kBase);
 }
 
-void TimerHeap::restageTop() {
+bool TimerHeap::restageTop() noexcept {
+    if (staged_.size() == staged_.capacity()) {
+        try { // geometric: restaging k nodes costs O(k) copies, not O(k^2)
+            staged_.reserve(std::max<std::size_t>(64, 2 * staged_.capacity()));
+        } catch (const std::bad_alloc&) {
+            return false; // nothing changed
+        }
+    }
     const Node n = nodes_[kBase];
-    staged_.reserve(staged_.size() + 1); // may throw: before the heap is touched
     removeAt(kBase);
     pos_[n.slot()] = kStaged | std::uint32_t(staged_.size());
-    staged_.push_back(n);
+    staged_.push_back(n); // within capacity: never throws
+    return true;
 }
 
 bool TimerHeap::remove(std::uint32_t slot) noexcept {

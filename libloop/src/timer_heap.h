@@ -9,9 +9,11 @@
 // bits; when it would wrap, every node is renumbered in order (once per 2^40 insertions).
 //
 // Staging. push() only appends to a staging buffer; staged nodes enter the heap when someone
-// next looks at the top (top(), pop(), minDeadline()). A timer scheduled and cancelled before
-// then — the common "timeout that did not fire" inside one callback — costs O(1) and never
-// touches the heap. Staged nodes keep their seq, so staging does not change the order.
+// next looks at the top (top(), pop(), flush()). The timer phase reads the heap proper without
+// flushing (heapTop()), so what is pushed while it runs waits for the next phase (update() of a
+// heap node keeps it in the heap proper: restageTop() sets it aside). A timer scheduled and
+// cancelled before then — the common "timeout that did not fire" inside one callback — costs O(1)
+// and never touches the heap. Staged nodes keep their seq, so staging does not change the order.
 //
 // Each slot's position (heap index, or staging index with kStaged set) is kept in pos_, so
 // remove() is O(log n) for heap nodes and O(1) for staged ones.
@@ -61,9 +63,11 @@ public:
     const Node& heapTop() const noexcept { return nodes_[kBase]; }
     void popHeapTop() noexcept { removeAt(kBase); }
     // Precondition: !heapEmpty(). Moves the heap's top back to staging, keeping its seq (the
-    // timer phase sets aside a node scheduled during it, e.g. flushed by a nested iteration, so
-    // that the older due nodes behind it still run). May allocate (the staging buffer grows).
-    void restageTop();
+    // timer phase sets aside a node scheduled or rescheduled during it that reached the heap
+    // proper — flushed by a nested iteration, or update() of a heap node — so that the older due
+    // nodes behind it still run). False, with nothing changed, when the staging buffer could
+    // not grow.
+    bool restageTop() noexcept;
 
     // Precondition: !contains(slot), slot <= kSlotMask. Returns the seq it assigned (the
     // scheduling order). May allocate while the heap grows past its high-water mark.

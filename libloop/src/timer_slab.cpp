@@ -93,10 +93,8 @@ void TimerSlab::releaseLocal(std::uint32_t slot) noexcept {
         return;
     // At the cap the shared list is the only place other threads find a free slot: keep none
     // aside (so a refusal from any thread means maxTimers are really in use).
-    if (slotCount_.load(std::memory_order_relaxed) >= std::uint64_t(maxChunks_) * kChunkSize) {
-        for (const std::uint32_t s : localFree_)
-            pushFree(s);
-        localFree_.clear();
+    if (atCap()) {
+        flushLocal();
         pushFree(slot);
         return;
     }
@@ -106,6 +104,12 @@ void TimerSlab::releaseLocal(std::uint32_t slot) noexcept {
         localFree_.resize(kLocalMax / 2);
     }
     localFree_.push_back(slot); // within the reserved capacity: never allocates
+}
+
+void TimerSlab::flushLocal() noexcept {
+    for (const std::uint32_t s : localFree_)
+        pushFree(s);
+    localFree_.clear();
 }
 
 TimerSlab::Alloc TimerSlab::allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept {

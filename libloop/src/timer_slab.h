@@ -90,6 +90,15 @@ public:
     // empty.
     Alloc allocateLocal(std::uint32_t& slot, std::uint64_t& gen) noexcept;
     void releaseLocal(std::uint32_t slot) noexcept;
+    // [loop thread] Once the slab has all its chunks the cache keeps nothing: the shared list is
+    // then the only place other threads find a free slot. releaseLocal() stops caching at the
+    // cap; this hands back what was cached before another thread added the last chunk (the loop
+    // calls it every iteration, so a refusal from another thread with slots cached lasts until
+    // the loop's next iteration at most).
+    void flushLocalAtCap() noexcept {
+        if (!localFree_.empty() && atCap())
+            flushLocal();
+    }
     // [any thread] Null for a slot that was never allocated. (Inline: on every schedule/cancel.)
     Entry* find(std::uint32_t slot) const noexcept {
         const std::uint32_t chunk = slot >> kChunkBits;
@@ -129,6 +138,10 @@ private:
 
     // Marks the slot Free (task destroyed); false when its generation is exhausted (retired).
     bool markFree(std::uint32_t slot) noexcept;
+    bool atCap() const noexcept {
+        return slotCount_.load(std::memory_order_relaxed) >= maxChunks_ * kChunkSize;
+    }
+    void flushLocal() noexcept;
 
     const std::uint32_t maxSlots_; // the cap: slots past it in the last chunk are never used
     const std::uint32_t maxChunks_;

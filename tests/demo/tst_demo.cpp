@@ -392,7 +392,9 @@ void TstDemo::pingPong() {
     QVERIFY(c->start(QStringLiteral("pingpong")));
     QCOMPARE(snap().registeredFds, u64(2));
     QTRY_VERIFY_WITH_TIMEOUT(c->roundTrips() >= 1000, kTimeoutMs);
-    QVERIFY(snap().fdCallbacksRun >= fdCallbacks0 + 1000);
+    // 4 balls in flight: one read takes at most 4 of them, so 1000 round trips need at least
+    // 250 reads on each side (reads coalesce balls that arrived together: not 1 per trip).
+    QVERIFY(snap().fdCallbacksRun >= fdCallbacks0 + 500);
 
     c->calm();
     QVERIFY(!c->pingPong());

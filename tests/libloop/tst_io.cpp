@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ private slots:
     void registeredFdsCounts();
     void fdCallbacksRunAfterTimersAndTasks();
     void microtasksRunRightAfterFdCallback();
+    void nestedWaitInsideFdCallbackDoesNotSpinOnItsFd();
 };
 
 void TestIo::readableAfterPeerWrites() {
@@ -558,6 +560,44 @@ void TestIo::microtasksRunRightAfterFdCallback() {
     QVERIFY(second == 10 || second == 20);
     QVERIFY(first != second);
     QCOMPARE(log, (std::vector<int>{first, first + 1, first + 2, second, second + 1, second + 2}));
+}
+
+// A callback whose fd stays readable waits in a nested runOnce (a modal wait, as a Qt slot's
+// nested QEventLoop does). The fd is not called re-entrantly; it must not be watched either, or
+// level-triggered epoll reports it again at once and the nested wait spins for its whole timeout
+// (found by review: 100% CPU). Bounded by CPU time spent, which a slow machine only lowers. After
+// the callback returns the fd is watched again: its readiness is reported on the next iteration.
+void TestIo::nestedWaitInsideFdCallbackDoesNotSpinOnItsFd() {
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    Loop loop;
+    int calls = 0;
+    double nestedCpuMs = -1;
+    libloop::Result<std::size_t> nested = Errc::Ok;
+    auto threadCpuMs = [] {
+        rusage ru{};
+        getrusage(RUSAGE_THREAD, &ru);
+        return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+               (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    };
+    QVERIFY(loop.registerFd(sp.a, FdEvent::Readable,
+                            [&](int, unsigned) {
+                                if (++calls > 1)
+                                    return;
+                                const double cpu0 = threadCpuMs();
+                                nested = loop.runOnce(300ms); // nothing else to do: times out
+                                nestedCpuMs = threadCpuMs() - cpu0;
+                            })
+                .ok());
+    QVERIFY(writeByte(sp.b)); // never drained
+    QVERIFY(runUntil(loop, [&] { return calls > 0; }));
+    QVERIFY(nested.ok());
+    QCOMPARE(nested.value(), std::size_t(0));
+    QCOMPARE(calls, 1); // not re-entered
+    QVERIFY2(nestedCpuMs < 150, qPrintable(QString::number(nestedCpuMs) + " ms of CPU"));
+    // Watched again once its callback returned.
+    QVERIFY(runUntil(loop, [&] { return calls > 1; }));
+    QVERIFY(loop.unregisterFd(sp.a).ok());
 }
 
 QTEST_APPLESS_MAIN(TestIo)

@@ -91,6 +91,7 @@ private slots:
     void rescheduleMovesTimerAndKeepsCallback();
     void rescheduleRefusals();
     void maxTimersIsExact();
+    void slotsCachedByTheLoopReturnAtTheCap();
     void runningTimerDoesNotCountAgainstMaxTimers();
 };
 
@@ -961,6 +962,42 @@ void TestTimers::runningTimerDoesNotCountAgainstMaxTimers() {
         QVERIFY(loop.runOnce(kForever).ok());
     QCOMPARE(generations, 5);
     QCOMPARE(loop.pendingTimers(), std::size_t(0));
+}
+
+// The loop thread keeps freed slots for itself (no atomics on its own path). Slots it cached
+// before another thread grew the storage to its final size must come back for other threads:
+// at the latest after the loop's next iteration (found by review: they stayed cached until the
+// loop next freed a slot, so another thread was refused with half the cap free).
+void TestTimers::slotsCachedByTheLoopReturnAtTheCap() {
+    LoopOptions o;
+    o.maxTimers = 8192; // two chunks of slots
+    Loop loop(o);
+    std::vector<TimerId> ids;
+    for (int i = 0; i < 4096; ++i) { // the loop thread fills the first chunk...
+        const auto r = loop.scheduleTimer(std::chrono::hours(1), [] {});
+        QVERIFY(r.ok());
+        ids.push_back(r.value());
+    }
+    for (const TimerId id : ids) // ...and frees it: its slots are cached by the loop thread
+        QVERIFY(loop.cancelTimer(id));
+    int accepted = 0;
+    std::thread([&] { // another thread takes the second chunk (the last one)
+        for (int i = 0; i < 4096; ++i)
+            accepted += loop.scheduleTimer(std::chrono::hours(1), [] {}).ok();
+    })
+        .join();
+    QCOMPARE(accepted, 4096);
+    QVERIFY(loop.runOnce(Duration(0)).ok()); // the loop's next iteration hands the cache back
+    std::thread([&] {
+        for (int i = 0; i < 4096; ++i)
+            accepted += loop.scheduleTimer(std::chrono::hours(1), [] {}).ok();
+    }).join();
+    QCOMPARE(accepted, 8192);
+    QCOMPARE(loop.pendingTimers(), std::size_t(8192));
+    libloop::Result<TimerId> over = Errc::Ok;
+    std::thread([&] { over = loop.scheduleTimer(std::chrono::hours(1), [] {}); }).join();
+    QCOMPARE(over.code(), Errc::TooManyTimers); // and the cap is still exact
+    QCOMPARE(loop.scheduleTimer(std::chrono::hours(1), [] {}).code(), Errc::TooManyTimers);
 }
 
 QTEST_APPLESS_MAIN(TestTimers)

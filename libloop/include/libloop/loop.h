@@ -11,7 +11,9 @@
 //      it is already due, and never holds back the others);
 //   2. the tasks queued before this phase began (so including those the timers just queued):
 //      internal ones, then external ones;
-//   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready);
+//   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready); an fd
+//      whose callback is running (a nested iteration from inside it) is neither called again
+//      nor watched until that callback returns, so a nested wait does not spin on it;
 //   4. the check phase: the immediates queued before it began (queueImmediate, Node's
 //      setImmediate), so they run after this iteration's I/O and before the next one's timers;
 // and a microtask checkpoint after every single callback of 1–4: microtasks run FIFO until the
@@ -95,8 +97,11 @@ struct LoopOptions {
     std::uint32_t latencySampleEvery = 16;
     // The window for tasksPerSecond and utilisation in snapshots.
     Duration rateWindow = std::chrono::seconds(1);
-    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers, from
-    // any thread). A timer stops counting when its callback starts.
+    // Timers pending at once, at most (further scheduleTimer calls answer TooManyTimers). A
+    // timer stops counting when its callback starts. On the loop thread the cap is exact; another
+    // thread can also be refused for a short while below it: until the loop has taken in a
+    // cancel made from another thread, and, right after the timer storage reached its final
+    // size, until the loop's next iteration returns the free slots it keeps for itself.
     std::uint32_t maxTimers = 1u << 24;
     // Called for callbacks that throw; empty = one line on stderr. A throwing task, microtask or
     // timer is destroyed before the hook runs; a throwing fd callback stays registered.
