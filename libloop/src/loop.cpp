@@ -100,6 +100,9 @@ struct Loop::Impl {
         bool inEpoll = false;
         // Taken out of epoll by a nested iteration while its callback runs (see dispatchEvents).
         bool suspended = false;
+        // FdReentry::Allow: the callback lives in `shared` (`callback` stays empty), so a nested
+        // iteration can call it while an outer frame runs it.
+        std::shared_ptr<FdCallback> shared;
     };
 
     explicit Impl(LoopOptions o)
@@ -501,6 +504,10 @@ struct Loop::Impl {
             FdEntry* e = fdEntry(fd);
             if (!e || e->gen != gen || !e->inEpoll) // unregistered or re-registered meanwhile
                 continue;
+            if (e->shared) {
+                n += dispatchShared(fd, fromEpoll(evs[i].events));
+                continue;
+            }
             if (!e->callback) {
                 // Its callback is running: this is a nested iteration (the callback called
                 // runOnce/run). It is not called re-entrantly; and since epoll is level-triggered
@@ -537,6 +544,25 @@ struct Loop::Impl {
             checkpoint();
         }
         return n;
+    }
+
+    // FdReentry::Allow: each frame holds the callback through its own reference, so an
+    // unregisterFd() inside it (at any depth) destroys it only after the last frame returned.
+    std::size_t dispatchShared(int fd, unsigned reported) {
+        FdEntry* e = fdEntry(fd);
+        const unsigned revents = reported & (e->events | FdEvent::Error | FdEvent::HangUp);
+        if (!revents)
+            return 0;
+        const std::shared_ptr<FdCallback> cb = e->shared;
+        try {
+            (*cb)(fd, revents);
+        } catch (...) { // the registration stays
+            callbackErrors.add();
+            report(std::current_exception(), CallbackKind::Fd);
+        }
+        fdCallbacksRun.add();
+        checkpoint();
+        return 1;
     }
 
     // Back into epoll after its callback returned, unless the callback changed that meanwhile
@@ -1113,7 +1139,7 @@ std::size_t Loop::pendingTimers() const noexcept {
     return n > 0 ? std::size_t(n) : 0;
 }
 
-Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
+Status Loop::registerFd(int fd, unsigned events, FdCallback callback, FdReentry reentry) {
     if (!d_->isLoopThread())
         return Errc::WrongThread;
     if (fd < 0 || events == 0 || (events & ~kWatchable))
@@ -1124,6 +1150,16 @@ Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
         return Errc::NotAccepting;
     if (d_->fdEntry(fd))
         return Errc::AlreadyExists;
+    std::shared_ptr<FdCallback> shared;
+    if (reentry == FdReentry::Allow) {
+        try {
+            if (faults::check(faults::Site::FdTable))
+                throw std::bad_alloc();
+            shared = std::make_shared<FdCallback>(std::move(callback));
+        } catch (const std::bad_alloc&) {
+            return {Errc::SystemError, ENOMEM};
+        }
+    }
     std::uint64_t w = d_->modeAndFds.load(std::memory_order_acquire);
     do {
         if (FastPathMode(modeOf(w)) == FastPathMode::Forced)
@@ -1145,7 +1181,10 @@ Status Loop::registerFd(int fd, unsigned events, FdCallback callback) {
         d_->adjustFdCount(-1);
         return err == EBADF ? Status{Errc::InvalidArgument, err} : Status{Errc::SystemError, err};
     }
-    e.callback = std::move(callback);
+    if (reentry == FdReentry::Allow)
+        e.shared = std::move(shared);
+    else
+        e.callback = std::move(callback);
     e.events = events;
     e.gen = gen;
     e.registered = true;
@@ -1192,6 +1231,7 @@ Status Loop::unregisterFd(int fd) {
     if (const int err = e->inEpoll ? d_->poller.remove(fd) : 0; err != 0)
         return {Errc::SystemError, err};
     FdCallback dying = std::move(e->callback); // destroyed after the entry is consistent
+    const std::shared_ptr<FdCallback> dyingShared = std::move(e->shared);
     e->registered = false;
     e->inEpoll = false;
     e->suspended = false;

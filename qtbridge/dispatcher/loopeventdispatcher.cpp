@@ -184,9 +184,12 @@ struct LoopEventDispatcher::Private {
             n.inLoop = false;
             return;
         }
-        Status s =
-            n.inLoop ? loop.modifyFd(fd, events)
-                     : loop.registerFd(fd, events, [this](int f, unsigned ev) { activate(f, ev); });
+        Status s = n.inLoop ? loop.modifyFd(fd, events)
+                            : loop.registerFd(
+                                  fd, events, [this](int f, unsigned ev) { activate(f, ev); },
+                                  // As Qt's dispatchers (UNIX, and glib's can_recurse sources): a
+                                  // nested event loop inside a notifier's slot activates it again.
+                                  FdReentry::Allow);
         if (!n.inLoop && s.ok())
             n.inLoop = true;
         if (!s.ok())

@@ -66,6 +66,7 @@ private slots:
     void fdCallbacksRunAfterTimersAndTasks();
     void microtasksRunRightAfterFdCallback();
     void nestedWaitInsideFdCallbackDoesNotSpinOnItsFd();
+    void reentrantFdCallbackRunsInNestedIteration();
 };
 
 void TestIo::readableAfterPeerWrites() {
@@ -598,6 +599,46 @@ void TestIo::nestedWaitInsideFdCallbackDoesNotSpinOnItsFd() {
     // Watched again once its callback returned.
     QVERIFY(runUntil(loop, [&] { return calls > 1; }));
     QVERIFY(loop.unregisterFd(sp.a).ok());
+}
+
+// FdReentry::Allow (what the Qt dispatcher asks for): a nested iteration inside the callback
+// calls it again; an unregisterFd() at the inner level destroys the callback only once the
+// outer frame has returned too.
+void TestIo::reentrantFdCallbackRunsInNestedIteration() {
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    Loop loop;
+    std::atomic<bool> destroyed{false};
+    int depth = 0, maxDepth = 0, calls = 0;
+    bool aliveAfterInnerUnregister = false;
+    libloop::Result<std::size_t> nested = Errc::Ok;
+    QVERIFY(loop.registerFd(
+                    sp.a, FdEvent::Readable,
+                    [&, tok = makeToken(destroyed)](int fd, unsigned events) {
+                        ++calls;
+                        maxDepth = std::max(maxDepth, ++depth);
+                        QVERIFY(events & FdEvent::Readable);
+                        if (depth == 1) {
+                            nested = loop.runOnce(0ns); // the fd is still readable
+                            aliveAfterInnerUnregister = !destroyed;
+                        } else {
+                            QVERIFY(loop.unregisterFd(fd).ok());
+                        }
+                        --depth;
+                    },
+                    libloop::FdReentry::Allow)
+                .ok());
+    QVERIFY(writeByte(sp.b));
+    QVERIFY(runUntil(loop, [&] { return calls > 0; }));
+    QCOMPARE(calls, 2);
+    QCOMPARE(maxDepth, 2);
+    QVERIFY(nested.ok());
+    QVERIFY(nested.value() >= 1);
+    QVERIFY(aliveAfterInnerUnregister);
+    QVERIFY(destroyed);
+    QCOMPARE(loop.registeredFds(), std::size_t(0));
+    spinRunOnce(loop, 3);
+    QCOMPARE(calls, 2);
 }
 
 QTEST_APPLESS_MAIN(TestIo)

@@ -13,7 +13,8 @@
 //      internal ones, then external ones;
 //   3. fd callbacks for ready fds (epoll, non-blocking unless nothing else was ready); an fd
 //      whose callback is running (a nested iteration from inside it) is neither called again
-//      nor watched until that callback returns, so a nested wait does not spin on it;
+//      nor watched until that callback returns, so a nested wait does not spin on it, unless it
+//      was registered with FdReentry::Allow;
 //   4. the check phase: the immediates queued before it began (queueImmediate, Node's
 //      setImmediate), so they run after this iteration's I/O and before the next one's timers;
 // and a microtask checkpoint after every single callback of 1–4: microtasks run FIFO until the
@@ -68,6 +69,17 @@ inline constexpr unsigned All = Timers | Fds;
 } // namespace RunPhase
 
 using FdCallback = Function<void(int fd, unsigned events)>;
+
+// Whether an fd's callback may be called again by a nested iteration (runOnce/run from inside
+// it) while it runs.
+enum class FdReentry {
+    // Not called again, and not watched until it returns (so a nested wait does not spin on an
+    // fd its callback has not drained). The default.
+    Skip,
+    // Called again, as Qt's own dispatchers activate a QSocketNotifier from a nested event loop
+    // inside its own slot. A callback that nests without draining its fd recurses.
+    Allow,
+};
 
 // Where a failing callback ran.
 enum class CallbackKind : std::uint8_t { Task, Microtask, Timer, Fd };
@@ -226,8 +238,9 @@ public:
     // One registration per fd (AlreadyExists otherwise). Refused with FastPathConflict while the
     // fast path is Forced. Errors and hang-ups (see FdEvent::HangUp) are reported whenever any
     // event is watched. Bits outside Readable|Writable|Priority answer InvalidArgument (also in
-    // modifyFd).
-    Status registerFd(int fd, unsigned events, FdCallback callback);
+    // modifyFd). `reentry`: see FdReentry.
+    Status registerFd(int fd, unsigned events, FdCallback callback,
+                      FdReentry reentry = FdReentry::Skip);
     // [loop thread] Changes the watched events. 0 keeps the fd registered but reports nothing at
     // all, not even errors or hang-ups (a level-triggered hang-up would otherwise fire on every
     // iteration), until events are set again.
