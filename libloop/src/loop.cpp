@@ -174,6 +174,9 @@ struct Loop::Impl {
 
     // ---- microtasks ----
     std::size_t checkpoint() {
+        // The common case, after most callbacks and at every iteration's start: nothing to do.
+        if (!checkpointHook && !rejections.pending() && !micro.pending())
+            return 0;
         std::size_t n = drainMicrotasks();
         // A foreign job queue (setCheckpointHook) runs when ours is empty; what its jobs queue
         // runs before it is asked again. At most `budget` passes, like microtasks.
@@ -237,6 +240,8 @@ struct Loop::Impl {
     // Bounded by push counts, not by how many to run: a nested iteration inside a task may run
     // some of them, and the tasks queued after it must still wait.
     std::size_t runTasks() {
+        if (local.empty() && !ingress.headReady()) // (a task not yet published waits, as below)
+            return 0;
         std::size_t n = 0;
         QueuedTask qt;
         const std::uint64_t localEnd = local.pushedCount();
@@ -256,6 +261,8 @@ struct Loop::Impl {
     // The check phase (setImmediate): the immediates queued before it began, each followed by a
     // checkpoint. Later ones wait for the next iteration's check phase.
     std::size_t runImmediates() {
+        if (immediates.empty())
+            return 0;
         std::size_t n = 0;
         QueuedTask qt;
         const std::uint64_t end = immediates.pushedCount();

@@ -272,6 +272,11 @@ bool LoopEventDispatcher::processEvents(QEventLoop::ProcessEventsFlags flags) {
         emit awake();
     // As in Qt, a consumed wake-up counts as work: events were posted.
     const bool woken = d->woken.exchange(false, std::memory_order_acq_rel);
+    // Events posted while this call waited are delivered by it, as the glib dispatcher's
+    // post-event source does in the same iteration, rather than by the next call (saves the
+    // round trip through QEventLoop on a wake-up's critical path). Not after an interrupt().
+    if (woken && canWait && !d->interrupted.load(std::memory_order_acquire))
+        QCoreApplication::sendPostedEvents();
     return (ran.ok() && ran.value() > 0) || woken;
 }
 

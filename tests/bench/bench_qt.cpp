@@ -26,6 +26,11 @@
 //   wakeup     latency of a queued call (QMetaObject::invokeMethod, Qt::QueuedConnection) from a
 //              thread that slept 200 us first, so the main loop is blocked; p50/p99 in us;
 //   floor      the same with a raw eventfd between the same two threads (no Qt): the floor.
+//              Both run with the child pinned to one CPU (the last one; --wakeup-cpu N picks
+//              another, -1 none): across CPUs every wake-up here costs ~20 us whatever does it,
+//              and where the two threads land varies from run to run (a bimodal p50).
+// --pin CPU pins every child (all its threads) to one CPU: steadier single-threaded rows on a
+// shared machine; the posted-events row then measures both threads time-sharing one CPU.
 // Counts are bounded by time as well (about a second per measured window) so that Qt's O(N)
 // rows do not take minutes.
 //
@@ -58,6 +63,7 @@
 #include <memory>
 #include <optional>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string>
@@ -101,6 +107,7 @@ struct ChildArgs {
     std::string dispatcher;
     long long param = 0;
     bool quick = false;
+    int pinCpu = -1; // >= 0: the whole child (every thread it starts) runs on this CPU only
 };
 
 struct ChildResult {
@@ -469,6 +476,14 @@ int childMain(const ChildArgs& a) {
     const Limits l = limitsFor(a.quick);
     ChildResult r;
     std::string cls = "none";
+    // Before any thread exists, so that every thread (Qt's, the producer) inherits the mask.
+    if (a.pinCpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(a.pinCpu, &set);
+        if (::sched_setaffinity(0, sizeof set, &set) != 0)
+            childFail(std::string("sched_setaffinity: ") + std::strerror(errno));
+    }
     if (a.scenario == "floor") {
         r = runFloor(l);
     } else {
@@ -518,6 +533,8 @@ int childMain(const ChildArgs& a) {
 struct ParentOptions {
     bool quick = false;
     int reps = 3;
+    int pinCpu = -1;    // --pin: every child on this CPU
+    int wakeupCpu = -2; // --wakeup-cpu: wake-up and floor children (-2: the last CPU, -1: none)
     std::string filter;
 };
 
@@ -536,13 +553,17 @@ struct Run {
 // Spawns /proc/self/exe --child ..., reads its one result line; kills it (by its pid) after
 // `timeoutSeconds`.
 Run runChild(const std::string& scenario, const std::string& dispatcher, long long param,
-             bool quick, double timeoutSeconds) {
+             bool quick, int pinCpu, double timeoutSeconds) {
     Run run;
     std::vector<std::string> args = {"bench_qt",           "--child",  scenario,
                                      "--dispatcher",       dispatcher, "--param",
                                      std::to_string(param)};
     if (quick)
         args.push_back("--quick");
+    if (pinCpu >= 0) {
+        args.push_back("--pin");
+        args.push_back(std::to_string(pinCpu));
+    }
     std::vector<char*> argv;
     for (auto& s : args)
         argv.push_back(s.data());
@@ -756,6 +777,9 @@ void usage() {
                 "  --quick          tiny counts, 1 run per cell (CTest bench_qt_smoke)\n"
                 "  --reps N         child runs per cell (default 3; the median is shown)\n"
                 "  --filter SUBSTR  run only scenarios whose id contains SUBSTR\n"
+                "  --pin CPU        run every child on that CPU only (all its threads)\n"
+                "  --wakeup-cpu N   CPU of the wake-up and floor children (default: the last\n"
+                "                   CPU, both threads on it; -1: not pinned)\n"
                 "  --child ...      one measurement in this process (prints a BENCHQT line)\n");
 }
 
@@ -780,6 +804,15 @@ int parentMain(const ParentOptions& o) {
                 static_cast<unsigned long long>(l.pingTrips),
                 static_cast<unsigned long long>(l.postedEvents),
                 static_cast<unsigned long long>(l.postedWarm), l.latencySamples);
+    {
+        const int wcpu = o.pinCpu >= 0       ? o.pinCpu
+                         : o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1
+                                             : o.wakeupCpu;
+        std::printf(
+            "pinning: %s; wake-up and floor children: %s\n\n",
+            o.pinCpu >= 0 ? ("every child on CPU " + std::to_string(o.pinCpu)).c_str() : "none",
+            wcpu >= 0 ? ("both threads on CPU " + std::to_string(wcpu)).c_str() : "not pinned");
+    }
     std::fflush(stdout);
 
     const auto tStart = Clock::now();
@@ -790,7 +823,13 @@ int parentMain(const ParentOptions& o) {
 
     auto runCell = [&](const std::string& scen, const std::string& disp, long long param,
                        Cell& cell, int rep) {
-        Run r = runChild(scen, disp, param, o.quick, childTimeout);
+        // Wake-ups are compared with both threads on one CPU (a cross-CPU wake-up costs
+        // ~20 us here for everything, a raw futex included, and which CPU each thread lands on
+        // varies run to run), unless --wakeup-cpu -1 or --pin says otherwise.
+        int cpu = o.pinCpu;
+        if (cpu < 0 && (scen == "wakeup" || scen == "floor"))
+            cpu = o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1 : o.wakeupCpu;
+        Run r = runChild(scen, disp, param, o.quick, cpu, childTimeout);
         if (!r.ok) {
             cell.error = r.error;
             ++failures;
@@ -811,12 +850,16 @@ int parentMain(const ParentOptions& o) {
             continue;
         for (long long p : s.params) {
             Cell cells[kNumDispatchers];
-            // Interleave the dispatchers within each repetition: a burst of load from other
-            // builds then hits all three rather than one.
-            for (int rep = 0; rep < o.reps; ++rep)
+            Cell fc; // latency rows: the floor, a raw eventfd between the same two threads
+            // Interleave the dispatchers (and the floor) within each repetition: a burst of
+            // load from other builds then hits all of them rather than one.
+            for (int rep = 0; rep < o.reps; ++rep) {
                 for (int d = 0; d < kNumDispatchers; ++d)
                     if (cells[d].error.empty())
                         runCell(s.id, kDispatchers[d], p, cells[d], rep);
+                if (s.latency && fc.error.empty())
+                    runCell("floor", "raw", 0, fc, rep);
+            }
             for (int d = 0; d < kNumDispatchers; ++d)
                 if (cells[d].ok())
                     classes[d] = cells[d].runs.front().cls;
@@ -840,11 +883,6 @@ int parentMain(const ParentOptions& o) {
                     }
                 lines.push_back(p50);
                 lines.push_back(p99);
-                // The floor: a raw eventfd between the same two threads.
-                Cell fc;
-                for (int rep = 0; rep < o.reps; ++rep)
-                    if (fc.error.empty())
-                        runCell("floor", "raw", 0, fc, rep);
                 if (fc.ok()) {
                     Line f50 = makeLine("wake-up floor: raw eventfd", "p50", "us");
                     Line f99 = makeLine("wake-up floor: raw eventfd", "p99", "us");
@@ -1022,6 +1060,10 @@ int main(int argc, char** argv) {
             o.reps = std::max(1, std::atoi(argv[++i]));
         } else if (a == "--filter" && hasNext) {
             o.filter = argv[++i];
+        } else if (a == "--pin" && hasNext) {
+            o.pinCpu = c.pinCpu = std::atoi(argv[++i]);
+        } else if (a == "--wakeup-cpu" && hasNext) {
+            o.wakeupCpu = std::atoi(argv[++i]);
         } else if (a == "--child" && hasNext) {
             child = true;
             c.scenario = argv[++i];
