@@ -317,6 +317,7 @@ struct Loop::Impl {
     // it aside cannot allocate, the phase ends there: the older ones run in the next iteration
     // (the loop does not sleep meanwhile: the top is due).
     std::size_t runDueTimers(std::int64_t now) {
+        heap.renumberIfNear();
         heap.flush();
         const std::uint64_t limit = heap.nextSeq();
         std::size_t n = 0;

@@ -153,7 +153,7 @@ void TimerHeap::siftDown(std::size_t i, Node n) noexcept {
 
 // seq is about to exceed 40 bits: give every node a new seq in (deadline, seq) order. A sorted
 // array is a valid heap, so the heap is rebuilt in place.
-void TimerHeap::renumber() {
+void TimerHeap::renumber() noexcept {
     flush();
     std::sort(nodes_.get() + kBase, nodes_.get() + kBase + size_,
               [](const Node& a, const Node& b) { return less(a, b); });

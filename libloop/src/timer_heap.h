@@ -81,6 +81,15 @@ public:
     void clear() noexcept;
     // The next seq push() will assign: nodes with a seq >= this were pushed after the call.
     std::uint64_t nextSeq() const noexcept { return seq_; }
+    // The timer phase compares seqs with a nextSeq() read when it began; a renumbering during
+    // the phase would give the timers scheduled in it seqs below that. So the phase calls this
+    // first: it renumbers early when fewer than kPhaseSeqHeadroom seqs are left, and no phase
+    // schedules 2^32 timers.
+    static constexpr std::uint64_t kPhaseSeqHeadroom = std::uint64_t(1) << 32;
+    void renumberIfNear() noexcept {
+        if (seq_ > kMaxSeq - kPhaseSeqHeadroom)
+            renumber();
+    }
     // Test seam: lets a test reach the 40-bit seq wrap.
     void setNextSeqForTest(std::uint64_t seq) noexcept { seq_ = seq; }
 
@@ -104,7 +113,7 @@ private:
     void siftDown(std::size_t i, Node n) noexcept;
     void removeAt(std::size_t i) noexcept;
     void reserve(std::size_t n);
-    void renumber();
+    void renumber() noexcept;
 
     struct AlignedFree {
         void operator()(Node* p) const noexcept { ::operator delete[](p, std::align_val_t(64)); }

@@ -20,6 +20,7 @@ private slots:
     void timerHeapRemoveOfMissingSlotIsRejected();
     void timerHeapStagedRemoveNeverTouchesOrder();
     void timerHeapSeqWrapRenumbersInOrder();
+    void timerHeapPhaseLimitSurvivesTheWrap();
     void histogramRelativeErrorBelowOnePercent();
     void histogramPercentilesOfKnownDistribution();
     void histogramEmptyAndExtremes();
@@ -125,6 +126,33 @@ void TstInternals::timerHeapStagedRemoveNeverTouchesOrder() {
         ++popped;
     }
     QCOMPARE(popped, std::size_t(149));
+}
+
+// A timer phase reads nextSeq() as its limit after renumberIfNear(): the pushes that follow
+// (timers scheduled by its callbacks) must get seqs above it, even next to the 40-bit wrap.
+void TstInternals::timerHeapPhaseLimitSurvivesTheWrap() {
+    TimerHeap heap;
+    heap.setNextSeqForTest(TimerHeap::kMaxSeq - 5);
+    for (std::uint32_t i = 0; i < 4; ++i)
+        heap.push(0, i);
+    heap.renumberIfNear(); // the phase begins
+    heap.flush();
+    const std::uint64_t limit = heap.nextSeq();
+    QCOMPARE(limit, std::uint64_t(4));     // renumbered early: 0..3 are the pending ones
+    for (std::uint32_t i = 4; i < 24; ++i) // scheduled during the phase
+        QVERIFY(heap.push(0, i) >= limit);
+    std::size_t before = 0;
+    while (!heap.heapEmpty()) { // what the phase sees: the four older nodes only
+        QVERIFY(heap.heapTop().seq() < limit);
+        heap.popHeapTop();
+        ++before;
+    }
+    QCOMPARE(before, std::size_t(4));
+    // Far from the wrap it changes nothing.
+    TimerHeap far;
+    far.setNextSeqForTest(TimerHeap::kMaxSeq - TimerHeap::kPhaseSeqHeadroom);
+    far.renumberIfNear();
+    QCOMPARE(far.nextSeq(), TimerHeap::kMaxSeq - TimerHeap::kPhaseSeqHeadroom);
 }
 
 void TstInternals::timerHeapSeqWrapRenumbersInOrder() {
