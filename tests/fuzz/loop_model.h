@@ -27,7 +27,9 @@
 // (see Fd/rdl below): an item is appended when it becomes ready through a wake-up (data for
 // Readable/Priority watchers, any shutdown/close of the peer for every watcher), on EPOLL_CTL_ADD
 // or MOD when ready and not yet listed; a poll re-lists the reported items in order and drops the
-// others; DEL and closing the fd unlist it. (Checked empirically on Linux 6.x.)
+// others; DEL and closing the fd unlist it. (Checked empirically on Linux 6.x.) An fd whose
+// callback is running and that a nested poll reports leaves epoll (DEL) until that callback
+// returns, then is added again (ADD).
 //
 // What the model pins down exactly: the order of every callback (timers by (deadline, seq) among
 // the due ones scheduled before the timer phase; internal then external tasks and the check
@@ -534,6 +536,7 @@ private:
         std::int64_t pending = 0;
         // the loop's registration
         bool registered = false, inEpoll = false, cbPresent = false;
+        bool suspended = false; // out of epoll while its callback runs (a nested poll saw it)
         unsigned events = 0;
         std::uint32_t gen = 0;
         int cb = 0;
@@ -936,6 +939,10 @@ private:
             if (!f.cbPresent) { // its callback is running (a nested iteration): not re-entered
                 if (Q_->fdReentry)
                     throw Unsafe{};
+                // ...and not watched until it returns (EPOLL_CTL_DEL: unlisted)
+                unlink(ev.pair);
+                f.inEpoll = false;
+                f.suspended = true;
                 continue;
             }
             const int id = f.cb;
@@ -955,6 +962,16 @@ private:
             if (restored) {
                 g.cbPresent = true;
                 running_.pop_back();
+            }
+            if (g.registered && g.gen == ev.gen && g.suspended) {
+                // Back into epoll (EPOLL_CTL_ADD: listed at the back when ready), unless the
+                // callback re-added it (modifyFd) or watches nothing; a closed fd: EBADF, stays
+                // out.
+                g.suspended = false;
+                if (!g.inEpoll && g.events != 0 && g.aOpen) {
+                    g.inEpoll = true;
+                    linkIfReady(ev.pair);
+                }
             }
             ++fdRun_;
             ++n;
@@ -1273,6 +1290,7 @@ private:
                 return res(op.k, Errc::InvalidArgument, EBADF);
             Fd& f = fds_[sel];
             f.registered = f.inEpoll = f.cbPresent = true;
+            f.suspended = false;
             f.events = ev;
             f.gen += 1;
             f.cb = id;
@@ -1313,6 +1331,7 @@ private:
             Fd& f = fds_[sel];
             unlink(sel);
             f.registered = f.inEpoll = f.cbPresent = false;
+            f.suspended = false;
             f.events = 0;
             return res(op.k, Errc::Ok);
         }
