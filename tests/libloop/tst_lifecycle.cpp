@@ -437,18 +437,27 @@ void tst_Lifecycle::shutdownWaitForAllRunsPendingTimer() {
 
 void tst_Lifecycle::shutdownWithConcurrentSubmitters() {
     constexpr int kProducers = 4;
-    constexpr int kMaxPerProducer = 200000; // safety cap; producers stop at the first refusal
-    constexpr int kBacklog = 250;           // per producer, queued and not yet run at shutdown
+    // Memory cap: a producer that gets this far ahead (a fast machine) pauses until shutdown()
+    // begins, then goes on; every producer stops at its first refusal.
+    constexpr int kMaxPerProducer = 200000;
+    constexpr int kBacklog = 250; // per producer, queued and not yet run at shutdown
     Loop loop;
     std::vector<std::vector<int>> ran(kProducers); // written by the loop thread (this one)
     int ranTotal = 0;
     std::vector<std::atomic<int>> accepted(kProducers);  // written by producer p only
     std::vector<Errc> refusedCode(kProducers, Errc::Ok); // written by producer p only
+    std::vector<std::atomic<bool>> paused(kProducers);   // at the cap, waiting for shutdown
+    std::atomic<bool> shuttingDown{false};
 
     std::vector<std::thread> producers;
     for (int p = 0; p < kProducers; ++p) {
         producers.emplace_back([&, p] {
-            for (int i = 0; i < kMaxPerProducer; ++i) {
+            for (int i = 0;; ++i) {
+                if (i == kMaxPerProducer) {
+                    paused[std::size_t(p)].store(true);
+                    while (!shuttingDown.load())
+                        std::this_thread::yield();
+                }
                 Status st = loop.submit([&ran, &ranTotal, p, i] {
                     ran[std::size_t(p)].push_back(i);
                     ++ranTotal;
@@ -463,18 +472,21 @@ void tst_Lifecycle::shutdownWithConcurrentSubmitters() {
     }
     // Phase 1: the loop runs concurrently with the producers.
     const bool phase1 = pumpUntil(loop, [&] { return ranTotal >= 500; });
-    // Phase 2: without running the loop, let every producer queue a backlog; the producers keep
-    // submitting while shutdown() drains.
+    // Phase 2: without running the loop, let every producer queue a backlog (one paused at the
+    // cap has one already: the loop ran ~500); the producers keep submitting while shutdown()
+    // drains.
     std::vector<int> mark(kProducers);
     for (int p = 0; p < kProducers; ++p)
         mark[std::size_t(p)] = accepted[std::size_t(p)].load();
     const bool phase2 = waitFor([&] {
         for (int p = 0; p < kProducers; ++p)
-            if (accepted[std::size_t(p)].load() < mark[std::size_t(p)] + kBacklog)
+            if (accepted[std::size_t(p)].load() < mark[std::size_t(p)] + kBacklog &&
+                !paused[std::size_t(p)].load())
                 return false;
         return true;
     });
     const int ranBefore = ranTotal;
+    shuttingDown.store(true);
     auto rep = loop.shutdown();
     for (auto& t : producers)
         t.join();
