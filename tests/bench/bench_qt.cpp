@@ -25,8 +25,10 @@
 //              that was delivered first);
 //   wakeup     latency of a queued call (QMetaObject::invokeMethod, Qt::QueuedConnection) from a
 //              thread that slept 200 us first, so the main loop is blocked; p50/p99 in us;
-//   floor      the same with a raw eventfd between the same two threads (no Qt): the floor.
-//              Both run with the child pinned to one CPU (the last one; --wakeup-cpu N picks
+//   floor      the same with a raw eventfd between the same two threads (no Qt): the floor;
+//   postcost   the same queued call on one thread, then sendPostedEvents(): Qt's own cost, no
+//              wake-up (what every dispatcher adds to the floor).
+//              All three run with the child pinned to one CPU (the last one; --wakeup-cpu N picks
 //              another, -1 none): across CPUs every wake-up here costs ~20 us whatever does it,
 //              and where the two threads land varies from run to run (a bimodal p50).
 // --pin CPU pins every child (all its threads) to one CPU: steadier single-threaded rows on a
@@ -420,6 +422,39 @@ ChildResult runWakeup(QCoreApplication& app, const ChildArgs&, const Limits& l) 
     return result;
 }
 
+// Qt's own share of a queued call, without any wake-up: on one thread, invokeMethod(Queued)
+// (allocations, postEvent, wakeUp()) then sendPostedEvents() (delivery), one call at a time, after
+// a 200 us sleep as in runWakeup (cold caches alike). Every dispatcher pays this on top of the
+// floor's thread switch.
+ChildResult runPostCost(QCoreApplication& app, const Limits& l) {
+    const int total = l.latencyWarm + l.latencySamples;
+    std::vector<double> lat(static_cast<std::size_t>(total));
+    QObject ctx;
+    Window w;
+    ChildResult result;
+    QMetaObject::invokeMethod(
+        &app,
+        [&] {
+            for (int i = 0; i < total; ++i) {
+                std::this_thread::sleep_for(kProducerSleep);
+                if (i == l.latencyWarm)
+                    w.start();
+                const auto t0 = Clock::now();
+                QMetaObject::invokeMethod(
+                    &ctx,
+                    [&, i, t0] { lat[static_cast<std::size_t>(i)] = micros(Clock::now() - t0); },
+                    Qt::QueuedConnection);
+                QCoreApplication::sendPostedEvents(&ctx);
+            }
+            result = w.stop(static_cast<std::uint64_t>(l.latencySamples));
+            app.quit();
+        },
+        Qt::QueuedConnection);
+    app.exec();
+    percentiles(std::vector<double>(lat.begin() + l.latencyWarm, lat.end()), result);
+    return result;
+}
+
 // The floor: the same two threads and the same hand-shake, with a blocking eventfd read instead
 // of an event loop.
 ChildResult runFloor(const Limits& l) {
@@ -516,6 +551,8 @@ int childMain(const ChildArgs& a) {
             r = runPosted(app, a, l);
         else if (a.scenario == "wakeup")
             r = runWakeup(app, a, l);
+        else if (a.scenario == "postcost")
+            r = runPostCost(app, l);
         else
             childFail("unknown scenario '" + a.scenario + "'");
     }
@@ -772,7 +809,7 @@ std::string paramLabel(const Scenario& s, long long p) {
 
 void usage() {
     std::printf("usage: bench_qt [--quick] [--reps N] [--filter SUBSTR]\n"
-                "       bench_qt --child churn|pingpong|zerotimer|posted|wakeup|floor\n"
+                "       bench_qt --child churn|pingpong|zerotimer|posted|wakeup|floor|postcost\n"
                 "                --dispatcher qt-glib|qt-unix|libloop|raw --param N [--quick]\n"
                 "  --quick          tiny counts, 1 run per cell (CTest bench_qt_smoke)\n"
                 "  --reps N         child runs per cell (default 3; the median is shown)\n"
@@ -827,7 +864,7 @@ int parentMain(const ParentOptions& o) {
         // ~20 us here for everything, a raw futex included, and which CPU each thread lands on
         // varies run to run), unless --wakeup-cpu -1 or --pin says otherwise.
         int cpu = o.pinCpu;
-        if (cpu < 0 && (scen == "wakeup" || scen == "floor"))
+        if (cpu < 0 && (scen == "wakeup" || scen == "floor" || scen == "postcost"))
             cpu = o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1 : o.wakeupCpu;
         Run r = runChild(scen, disp, param, o.quick, cpu, childTimeout);
         if (!r.ok) {
@@ -851,6 +888,7 @@ int parentMain(const ParentOptions& o) {
         for (long long p : s.params) {
             Cell cells[kNumDispatchers];
             Cell fc; // latency rows: the floor, a raw eventfd between the same two threads
+            Cell pc[kNumDispatchers]; // latency rows: the same queued call without a wake-up
             // Interleave the dispatchers (and the floor) within each repetition: a burst of
             // load from other builds then hits all of them rather than one.
             for (int rep = 0; rep < o.reps; ++rep) {
@@ -859,6 +897,9 @@ int parentMain(const ParentOptions& o) {
                         runCell(s.id, kDispatchers[d], p, cells[d], rep);
                 if (s.latency && fc.error.empty())
                     runCell("floor", "raw", 0, fc, rep);
+                for (int d = 0; s.latency && d < kNumDispatchers; ++d)
+                    if (pc[d].error.empty())
+                        runCell("postcost", kDispatchers[d], p, pc[d], rep);
             }
             for (int d = 0; d < kNumDispatchers; ++d)
                 if (cells[d].ok())
@@ -898,9 +939,25 @@ int parentMain(const ParentOptions& o) {
                         if (p50.value[d] > 0 && fc.p50() > 0)
                             r50.value[d] = p50.value[d] / fc.p50();
                     r50.note = "lower is better; 1.00x = the floor";
+                    // What the wake-up adds to Qt's own post+deliver cost, against the floor.
+                    Line c50 = makeLine("queued call, same thread, no wake-up", "p50", "us");
+                    c50.latency = true;
+                    c50.note = "Qt's invokeMethod + sendPostedEvents alone";
+                    Line x50 = makeLine("(wake-up p50 - that) / floor p50", "ratio", "x");
+                    x50.ratioRow = true;
+                    x50.note = "the thread switch each dispatcher adds; 1.00x = the floor";
+                    for (int d = 0; d < kNumDispatchers; ++d)
+                        if (pc[d].ok()) {
+                            c50.value[d] = pc[d].p50();
+                            if (p50.value[d] > 0 && fc.p50() > 0)
+                                x50.value[d] = (p50.value[d] - pc[d].p50()) / fc.p50();
+                        }
+
                     lines.push_back(f50);
                     lines.push_back(f99);
                     lines.push_back(r50);
+                    lines.push_back(c50);
+                    lines.push_back(x50);
                     floorCell = fc;
                 }
             }
