@@ -317,9 +317,7 @@ struct Loop::Impl {
     // it aside cannot allocate, the phase ends there: the older ones run in the next iteration
     // (the loop does not sleep meanwhile: the top is due).
     std::size_t runDueTimers(std::int64_t now) {
-        heap.renumberIfNear();
-        heap.flush();
-        const std::uint64_t limit = heap.nextSeq();
+        const std::uint64_t limit = heap.beginPhase();
         std::size_t n = 0;
         while (!closed && !heap.heapEmpty()) {
             const TimerHeap::Node top = heap.heapTop();
@@ -512,8 +510,17 @@ struct Loop::Impl {
             FdEntry* e = fdEntry(fd);
             if (!e || e->gen != gen || !e->inEpoll) // unregistered or re-registered meanwhile
                 continue;
+            const unsigned revents =
+                fromEpoll(evs[i].events) & (e->events | FdEvent::Error | FdEvent::HangUp);
             if (e->shared) {
-                n += dispatchShared(fd, fromEpoll(evs[i].events));
+                // FdReentry::Allow: each frame holds the callback through its own reference, so
+                // an unregisterFd() inside it (at any depth) destroys it after the last frame.
+                if (!revents)
+                    continue;
+                const std::shared_ptr<FdCallback> cb = e->shared;
+                callFd(*cb, fd, revents);
+                ++n;
+                checkpoint();
                 continue;
             }
             if (!e->callback) {
@@ -527,19 +534,12 @@ struct Loop::Impl {
                 }
                 continue;
             }
-            const unsigned revents =
-                fromEpoll(evs[i].events) & (e->events | FdEvent::Error | FdEvent::HangUp);
             if (!revents)
                 continue;
             // Moved out while it runs: it may unregister (then it is destroyed right after it
             // returns) or re-register its fd; `fds` may also grow and move.
             FdCallback cb = std::move(e->callback);
-            try {
-                cb(fd, revents);
-            } catch (...) { // the registration stays: the callback is not destroyed
-                callbackErrors.add();
-                report(std::current_exception(), CallbackKind::Fd);
-            }
+            callFd(cb, fd, revents);
             e = fdEntry(fd);
             if (e && e->gen == gen) {
                 if (!e->callback)
@@ -547,30 +547,22 @@ struct Loop::Impl {
                 if (e->suspended)
                     resumeFd(fd, *e);
             }
-            fdCallbacksRun.add();
             ++n;
             checkpoint();
         }
         return n;
     }
 
-    // FdReentry::Allow: each frame holds the callback through its own reference, so an
-    // unregisterFd() inside it (at any depth) destroys it only after the last frame returned.
-    std::size_t dispatchShared(int fd, unsigned reported) {
-        FdEntry* e = fdEntry(fd);
-        const unsigned revents = reported & (e->events | FdEvent::Error | FdEvent::HangUp);
-        if (!revents)
-            return 0;
-        const std::shared_ptr<FdCallback> cb = e->shared;
+    // One fd callback. A throw goes to the error hook; the registration stays (the callback is
+    // not destroyed).
+    void callFd(FdCallback& cb, int fd, unsigned revents) {
         try {
-            (*cb)(fd, revents);
-        } catch (...) { // the registration stays
+            cb(fd, revents);
+        } catch (...) {
             callbackErrors.add();
             report(std::current_exception(), CallbackKind::Fd);
         }
         fdCallbacksRun.add();
-        checkpoint();
-        return 1;
     }
 
     // Back into epoll after its callback returned, unless the callback changed that meanwhile

@@ -57,6 +57,17 @@ public:
 
     // The timer phase works on the heap proper, without flushing: nodes pushed (or updated)
     // while it runs stay staged, so it only ever sees what was scheduled before it began.
+    // beginPhase() flushes and returns the phase's limit: nodes with a seq >= it were pushed
+    // after the call. It renumbers first when fewer than kPhaseSeqHeadroom seqs are left, so
+    // that no push() or update() during the phase renumbers (which would hand the timers
+    // scheduled in it seqs below the limit); no phase schedules 2^32 timers.
+    static constexpr std::uint64_t kPhaseSeqHeadroom = std::uint64_t(1) << 32;
+    std::uint64_t beginPhase() noexcept {
+        if (seq_ > kMaxSeq - kPhaseSeqHeadroom)
+            renumber();
+        flush();
+        return seq_;
+    }
     void flush() noexcept;
     bool heapEmpty() const noexcept { return size_ == 0; }
     // Precondition: !heapEmpty().
@@ -81,15 +92,6 @@ public:
     void clear() noexcept;
     // The next seq push() will assign: nodes with a seq >= this were pushed after the call.
     std::uint64_t nextSeq() const noexcept { return seq_; }
-    // The timer phase compares seqs with a nextSeq() read when it began; a renumbering during
-    // the phase would give the timers scheduled in it seqs below that. So the phase calls this
-    // first: it renumbers early when fewer than kPhaseSeqHeadroom seqs are left, and no phase
-    // schedules 2^32 timers.
-    static constexpr std::uint64_t kPhaseSeqHeadroom = std::uint64_t(1) << 32;
-    void renumberIfNear() noexcept {
-        if (seq_ > kMaxSeq - kPhaseSeqHeadroom)
-            renumber();
-    }
     // Test seam: lets a test reach the 40-bit seq wrap.
     void setNextSeqForTest(std::uint64_t seq) noexcept { seq_ = seq; }
 

@@ -841,15 +841,16 @@ int parentMain(const ParentOptions& o) {
                 static_cast<unsigned long long>(l.pingTrips),
                 static_cast<unsigned long long>(l.postedEvents),
                 static_cast<unsigned long long>(l.postedWarm), l.latencySamples);
-    {
-        const int wcpu = o.pinCpu >= 0       ? o.pinCpu
-                         : o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1
-                                             : o.wakeupCpu;
-        std::printf(
-            "pinning: %s; wake-up and floor children: %s\n\n",
-            o.pinCpu >= 0 ? ("every child on CPU " + std::to_string(o.pinCpu)).c_str() : "none",
-            wcpu >= 0 ? ("both threads on CPU " + std::to_string(wcpu)).c_str() : "not pinned");
-    }
+    // Wake-ups are compared with both threads on one CPU (a cross-CPU wake-up costs ~20 us here
+    // for everything, a raw futex included, and which CPU each thread lands on varies run to
+    // run), unless --wakeup-cpu -1 or --pin says otherwise.
+    const int wakeupCpu = o.pinCpu >= 0       ? o.pinCpu
+                          : o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1
+                                              : o.wakeupCpu;
+    std::printf("pinning: %s; wake-up and floor children: %s\n\n",
+                o.pinCpu >= 0 ? ("every child on CPU " + std::to_string(o.pinCpu)).c_str() : "none",
+                wakeupCpu >= 0 ? ("both threads on CPU " + std::to_string(wakeupCpu)).c_str()
+                               : "not pinned");
     std::fflush(stdout);
 
     const auto tStart = Clock::now();
@@ -860,13 +861,9 @@ int parentMain(const ParentOptions& o) {
 
     auto runCell = [&](const std::string& scen, const std::string& disp, long long param,
                        Cell& cell, int rep) {
-        // Wake-ups are compared with both threads on one CPU (a cross-CPU wake-up costs
-        // ~20 us here for everything, a raw futex included, and which CPU each thread lands on
-        // varies run to run), unless --wakeup-cpu -1 or --pin says otherwise.
-        int cpu = o.pinCpu;
-        if (cpu < 0 && (scen == "wakeup" || scen == "floor" || scen == "postcost"))
-            cpu = o.wakeupCpu == -2 ? int(std::thread::hardware_concurrency()) - 1 : o.wakeupCpu;
-        Run r = runChild(scen, disp, param, o.quick, cpu, childTimeout);
+        const bool wakeupRow = scen == "wakeup" || scen == "floor" || scen == "postcost";
+        Run r =
+            runChild(scen, disp, param, o.quick, wakeupRow ? wakeupCpu : o.pinCpu, childTimeout);
         if (!r.ok) {
             cell.error = r.error;
             ++failures;

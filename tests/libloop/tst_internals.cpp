@@ -128,16 +128,14 @@ void TstInternals::timerHeapStagedRemoveNeverTouchesOrder() {
     QCOMPARE(popped, std::size_t(149));
 }
 
-// A timer phase reads nextSeq() as its limit after renumberIfNear(): the pushes that follow
+// A timer phase takes its limit from beginPhase(): the pushes that follow
 // (timers scheduled by its callbacks) must get seqs above it, even next to the 40-bit wrap.
 void TstInternals::timerHeapPhaseLimitSurvivesTheWrap() {
     TimerHeap heap;
     heap.setNextSeqForTest(TimerHeap::kMaxSeq - 5);
     for (std::uint32_t i = 0; i < 4; ++i)
         heap.push(0, i);
-    heap.renumberIfNear(); // the phase begins
-    heap.flush();
-    const std::uint64_t limit = heap.nextSeq();
+    const std::uint64_t limit = heap.beginPhase();
     QCOMPARE(limit, std::uint64_t(4));     // renumbered early: 0..3 are the pending ones
     for (std::uint32_t i = 4; i < 24; ++i) // scheduled during the phase
         QVERIFY(heap.push(0, i) >= limit);
@@ -151,7 +149,7 @@ void TstInternals::timerHeapPhaseLimitSurvivesTheWrap() {
     // Far from the wrap it changes nothing.
     TimerHeap far;
     far.setNextSeqForTest(TimerHeap::kMaxSeq - TimerHeap::kPhaseSeqHeadroom);
-    far.renumberIfNear();
+    (void)far.beginPhase();
     QCOMPARE(far.nextSeq(), TimerHeap::kMaxSeq - TimerHeap::kPhaseSeqHeadroom);
 }
 
