@@ -293,6 +293,8 @@ struct Loop::Impl {
     // earlier; freeing it cannot leave it linked in an insert list.
     void drainRemoteTimers() {
         slab.flushLocalAtCap();
+        if (!slab.remotePendingRelaxed())
+            return;
         const std::uint32_t cancels = slab.takeCancels();
         for (std::uint32_t s = slab.takeInserts(); s != TimerSlab::kNone;) {
             TimerSlab::Entry& e = slab.at(s - 1);
@@ -317,6 +319,8 @@ struct Loop::Impl {
     // it aside cannot allocate, the phase ends there: the older ones run in the next iteration
     // (the loop does not sleep meanwhile: the top is due).
     std::size_t runDueTimers(std::int64_t now) {
+        if (heap.empty())
+            return 0;
         const std::uint64_t limit = heap.beginPhase();
         std::size_t n = 0;
         while (!closed && !heap.heapEmpty()) {
@@ -621,7 +625,8 @@ struct Loop::Impl {
     // Sleeps until work arrives, the deadline `end` passes (INT64_MAX: none), or a wake-up.
     // Timer deadlines end the wait only when `phases` includes timers; without fds in `phases`
     // the wait is on the futex, so fd readiness does not end it. Returns the fd callbacks it ran.
-    std::size_t waitForWork(std::int64_t end, unsigned phases) {
+    // `endedByWakeUp` is set when a wakeUp() alone ended it.
+    std::size_t waitForWork(std::int64_t end, unsigned phases, bool& endedByWakeUp) {
         for (;;) {
             std::int64_t now = nowNs();
             std::int64_t until = end;
@@ -654,9 +659,14 @@ struct Loop::Impl {
                 markIdle(nowNs());
                 ran = dispatchEvents(evs, count);
             }
-            if (ran || closed || wakeRequested.exchange(false, std::memory_order_acq_rel) ||
-                workPending(nowNs(), phases))
+            if (ran || closed)
                 return ran;
+            if (wakeRequested.exchange(false, std::memory_order_acq_rel)) {
+                endedByWakeUp = true;
+                return 0;
+            }
+            if (workPending(nowNs(), phases))
+                return 0;
             if (manual) {
                 opts.clock->advanceTo(fromNs(until));
                 return 0;
@@ -690,8 +700,9 @@ struct Loop::Impl {
         ran += runImmediates();
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end = timeoutNs < 0 ? INT64_MAX : deadlineAfter(nowNs(), timeoutNs);
-            waitForWork(end, phases); // runs the fd callbacks that ended the wait
-            if (!closed) {
+            bool endedByWakeUp = false;
+            waitForWork(end, phases, endedByWakeUp); // runs the fd callbacks that ended the wait
+            if (!closed && !(endedByWakeUp && (phases & RunFlag::ReturnOnWakeUp))) {
                 runImmediates(); // the check phase follows the I/O that ended the wait
                 now = nowNs();
                 drainRemoteTimers();
@@ -716,6 +727,8 @@ struct Loop::Impl {
     }
 
     Result<std::size_t> runOnce(std::int64_t timeoutNs, unsigned phases) {
+        if (phases & ~(RunPhase::All | RunFlag::ReturnOnWakeUp))
+            return Errc::InvalidArgument;
         if (!isLoopThread())
             return Errc::WrongThread;
         if (closed)

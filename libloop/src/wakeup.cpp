@@ -71,16 +71,15 @@ void Wakeup::futexWait(std::uint32_t seen, std::int64_t timeoutNs) noexcept {
 }
 
 void Wakeup::drainEventFd() noexcept {
-    // Until EAGAIN (empty). EINTR is retried; another error leaves the eventfd readable, so the
-    // next poll returns at once and drains it again.
+    // One read takes the whole counter and resets it to 0 (no EFD_SEMAPHORE), so a read that
+    // returns 8 bytes leaves the eventfd empty: no second read to see EAGAIN. EINTR is retried;
+    // EAGAIN (already empty) and any other error return: an error leaves the eventfd readable, so
+    // the next poll returns at once and drains it again.
     std::uint64_t v;
     for (;;) {
         int err = faults::check(faults::Site::EventFdRead);
         if (err == 0) {
-            const ssize_t r = ::read(eventFd_, &v, sizeof v);
-            if (r > 0)
-                continue;
-            if (r == 0)
+            if (::read(eventFd_, &v, sizeof v) == sizeof v)
                 return;
             err = errno;
         }

@@ -267,7 +267,10 @@ bool LoopEventDispatcher::processEvents(QEventLoop::ProcessEventsFlags flags) {
     if (flags & QEventLoop::X11ExcludeTimers)
         phases &= ~RunPhase::Timers;
     d->releaseParked();
-    const auto ran = d->loop.runOnce(canWait ? kForever : Duration::zero(), phases);
+    // A wake-up announces posted events: the wait it ends returns at once so that they are sent
+    // below; the loop's work that arrived meanwhile runs at the start of the next call.
+    const auto ran =
+        d->loop.runOnce(canWait ? kForever : Duration::zero(), phases | RunFlag::ReturnOnWakeUp);
     if (canWait)
         emit awake();
     // As in Qt, a consumed wake-up counts as work: events were posted.

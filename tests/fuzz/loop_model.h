@@ -256,7 +256,8 @@ inline std::int64_t absDeadline(std::uint8_t sel, std::int64_t now) {
 
 inline unsigned phasesOf(std::uint8_t a) {
     const unsigned p = a >> 3;
-    return (p & 4) ? (p & 3) : unsigned(libloop::RunPhase::All);
+    return ((p & 4) ? (p & 3) : unsigned(libloop::RunPhase::All)) |
+           ((p & 8) ? libloop::RunFlag::ReturnOnWakeUp : 0u);
 }
 
 inline unsigned eventsOf(std::uint8_t b) {
@@ -995,7 +996,7 @@ private:
         return (phases & libloop::RunPhase::Timers) && h >= 0 && timers_[h].deadline <= now;
     }
 
-    std::size_t waitForWork(std::int64_t end, unsigned phases) {
+    std::size_t waitForWork(std::int64_t end, unsigned phases, bool& endedByWakeUp) {
         for (int guard = 0; guard < 8; ++guard) {
             const std::int64_t now = clock_;
             std::int64_t until = end;
@@ -1020,6 +1021,7 @@ private:
                 return ran;
             if (wakeReq_) {
                 wakeReq_ = false;
+                endedByWakeUp = true;
                 return ran;
             }
             if (workPending(clock_, phases))
@@ -1048,8 +1050,9 @@ private:
         ran += runImmediates();
         if (ran == 0 && timeout != 0 && !closed_) {
             const std::int64_t end = timeout < 0 ? INT64_MAX : deadlineAfter(clock_, timeout);
-            waitForWork(end, phases); // runs the fd callbacks that ended the wait
-            if (!closed_) {
+            bool endedByWakeUp = false;
+            waitForWork(end, phases, endedByWakeUp); // runs the fd callbacks that ended the wait
+            if (!closed_ && !(endedByWakeUp && (phases & libloop::RunFlag::ReturnOnWakeUp))) {
                 runImmediates();
                 now = clock_;
                 drainRemote();
@@ -1528,9 +1531,12 @@ inline std::string opText(const Op& op) {
     case K::RunOnce: {
         s += "(" + num(kTimeouts[op.a & 7]);
         const unsigned p = phasesOf(op.a);
-        if (p != libloop::RunPhase::All)
-            s += std::string(", phases ") + ((p & libloop::RunPhase::Timers) ? "T" : "") +
-                 ((p & libloop::RunPhase::Fds) ? "F" : "") + (p == 0 ? "none" : "");
+        const unsigned ph = p & libloop::RunPhase::All;
+        if (ph != libloop::RunPhase::All)
+            s += std::string(", phases ") + ((ph & libloop::RunPhase::Timers) ? "T" : "") +
+                 ((ph & libloop::RunPhase::Fds) ? "F" : "") + (ph == 0 ? "none" : "");
+        if (p & libloop::RunFlag::ReturnOnWakeUp)
+            s += ", ReturnOnWakeUp";
         s += ")";
         break;
     }

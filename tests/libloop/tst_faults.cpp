@@ -58,6 +58,7 @@ private slots:
     void eventFdWriteErrorLosesOnlyThatWake();
     void eventFdWriteErrorOnALoopIsRecoveredByTheNextNotify();
     void eventFdReadEintrIsRetried();
+    void eventFdIsDrainedByOneRead();
     void eventFdReadErrorLeavesItReadable();
 
     void ingressBlockFailureRefusesAndLosesNothing();
@@ -275,6 +276,19 @@ void TestFaults::eventFdReadEintrIsRetried() {
     w.drainEventFd();
     QVERIFY(!readable(w.eventFd()));
     QCOMPARE(faults::triggered(Site::EventFdRead), std::uint64_t(3));
+}
+
+void TestFaults::eventFdIsDrainedByOneRead() {
+    // One read empties a (non-semaphore) eventfd, so a drain is one syscall: a second read
+    // would hit the armed fault.
+    detail::Wakeup w;
+    const std::uint64_t one = 1;
+    for (int i = 0; i < 3; ++i)
+        QCOMPARE(::write(w.eventFd(), &one, sizeof one), ssize_t(sizeof one));
+    faults::arm(Site::EventFdRead, EIO, 1, /*skip*/ 1);
+    w.drainEventFd();
+    QVERIFY(!readable(w.eventFd()));
+    QCOMPARE(faults::triggered(Site::EventFdRead), std::uint64_t(0));
 }
 
 void TestFaults::eventFdReadErrorLeavesItReadable() {

@@ -46,6 +46,7 @@ using libloop::Status;
 using libloop::TimePoint;
 namespace FdEvent = libloop::FdEvent;
 namespace RunPhase = libloop::RunPhase;
+namespace RunFlag = libloop::RunFlag;
 
 namespace {
 
@@ -180,6 +181,11 @@ private slots:
     void priorityTogetherWithReadable();
     void registerFdRejectsBitsOutsideWatchable();
     void modifyFdToPriorityOnly();
+    void unknownPhaseBitsAreRefused();
+    void returnOnWakeUpLeavesTheRestForTheNextRunOnce_data();
+    void returnOnWakeUpLeavesTheRestForTheNextRunOnce();
+    void returnOnWakeUpStillRunsWhatElseEndedTheWait_data();
+    void returnOnWakeUpStillRunsWhatElseEndedTheWait();
 };
 
 void TestPhases::phaseConstants() {
@@ -187,6 +193,7 @@ void TestPhases::phaseConstants() {
     QCOMPARE(RunPhase::Timers & RunPhase::Fds, 0u);
     QVERIFY(RunPhase::Timers != 0);
     QVERIFY(RunPhase::Fds != 0);
+    QCOMPARE(RunFlag::ReturnOnWakeUp & RunPhase::All, 0u); // a modifier, not a phase
     // Priority is a distinct bit from every other FdEvent.
     QCOMPARE(FdEvent::Priority &
                  (FdEvent::Readable | FdEvent::Writable | FdEvent::Error | FdEvent::HangUp),
@@ -643,4 +650,109 @@ void TestPhases::modifyFdToPriorityOnly() {
 }
 
 QTEST_APPLESS_MAIN(TestPhases)
+void TestPhases::unknownPhaseBitsAreRefused() {
+    // Bits that are neither RunPhase nor RunFlag: InvalidArgument, and nothing runs.
+    Loop loop;
+    int ran = 0;
+    QVERIFY(loop.submit([&ran] { ++ran; }).ok());
+    for (const unsigned bad : {1u << 2, 1u << 7, 1u << 9, 1u << 31, ~0u}) {
+        const auto r = loop.runOnce(0ns, bad);
+        QVERIFY(!r.ok());
+        QCOMPARE(r.code(), Errc::InvalidArgument);
+    }
+    QCOMPARE(ran, 0);
+    const auto r = loop.runOnce(0ns, RunPhase::All | RunFlag::ReturnOnWakeUp);
+    QVERIFY(r.ok());
+    QCOMPARE(ran, 1);
+}
+
+void TestPhases::returnOnWakeUpLeavesTheRestForTheNextRunOnce_data() {
+    QTest::addColumn<bool>("withFd"); // an idle fd puts the loop on epoll, not the futex
+    QTest::newRow("fast path") << false;
+    QTest::newRow("epoll") << true;
+}
+
+void TestPhases::returnOnWakeUpLeavesTheRestForTheNextRunOnce() {
+    // Another thread calls wakeUp() and then submits a task while the loop waits. The wait ends
+    // with the wake-up pending, so with ReturnOnWakeUp runOnce returns without running the task
+    // (whenever the task arrives); the next runOnce runs it without waiting.
+    QFETCH(bool, withFd);
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    Loop loop;
+    if (withFd)
+        QVERIFY(loop.registerFd(sp.a, FdEvent::Readable, [](int, unsigned) {}).ok());
+    std::atomic<int> ran{0};
+    std::atomic<bool> submitted{false};
+    Watchdog wd(loop);
+    std::jthread producer([&] {
+        if (!waitFor([&] { return loop.state() == LoopState::Sleeping; }))
+            return; // the loop never slept: `submitted` stays false
+        loop.wakeUp();
+        submitted = loop.submit([&ran] { ran.fetch_add(1); }).ok();
+    });
+    const auto first = loop.runOnce(kForever, RunPhase::All | RunFlag::ReturnOnWakeUp);
+    producer.join();
+    QVERIFY(first.ok());
+    QCOMPARE(first.value(), std::size_t(0));
+    QCOMPARE(ran.load(), 0);
+    QVERIFY(submitted.load());
+    // The task is there: this call does not wait for it (the watchdog guards against a hang).
+    const auto second = loop.runOnce(kForever, RunPhase::All | RunFlag::ReturnOnWakeUp);
+    wd.dismiss();
+    QVERIFY(!wd.fired());
+    QVERIFY(second.ok());
+    QCOMPARE(second.value(), std::size_t(1));
+    QCOMPARE(ran.load(), 1);
+}
+
+void TestPhases::returnOnWakeUpStillRunsWhatElseEndedTheWait_data() {
+    QTest::addColumn<int>("what"); // 0: a task from another thread, 1: a timer, 2: an fd
+    QTest::newRow("task") << 0;
+    QTest::newRow("timer") << 1;
+    QTest::newRow("fd") << 2;
+}
+
+void TestPhases::returnOnWakeUpStillRunsWhatElseEndedTheWait() {
+    // Without a wakeUp(), the flag changes nothing: what ended the wait runs in the same call.
+    QFETCH(int, what);
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    Loop loop;
+    std::atomic<int> ran{0};
+    std::atomic<bool> producerOk{true};
+    Watchdog wd(loop);
+    std::jthread producer;
+    if (what == 0) {
+        producer = std::jthread([&] {
+            producerOk = waitFor([&] { return loop.state() == LoopState::Sleeping; }) &&
+                         loop.submit([&ran] { ran.fetch_add(1); }).ok();
+        });
+    } else if (what == 1) {
+        QVERIFY(loop.scheduleTimer(5ms, [&ran] { ran.fetch_add(1); }).ok());
+    } else {
+        QVERIFY(loop.registerFd(sp.a, FdEvent::Readable,
+                                [&ran](int fd, unsigned) {
+                                    char c;
+                                    while (::read(fd, &c, 1) == 1) {
+                                    }
+                                    ran.fetch_add(1);
+                                })
+                    .ok());
+        producer = std::jthread([&] {
+            producerOk =
+                waitFor([&] { return loop.state() == LoopState::Sleeping; }) && writeByte(sp.b);
+        });
+    }
+    const auto r = loop.runOnce(kForever, RunPhase::All | RunFlag::ReturnOnWakeUp);
+    if (producer.joinable())
+        producer.join();
+    wd.dismiss();
+    QVERIFY(!wd.fired());
+    QVERIFY(producerOk.load());
+    QVERIFY(r.ok());
+    QCOMPARE(r.value(), std::size_t(1));
+    QCOMPARE(ran.load(), 1);
+}
+
 #include "tst_phases.moc"

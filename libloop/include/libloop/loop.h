@@ -22,7 +22,8 @@
 // loop does not sleep while any are left).
 //
 // If an iteration found nothing to do it waits — up to the timeout and never past the next timer
-// deadline — then runs what woke it (fd callbacks, then the check phase, then timers and tasks).
+// deadline — then runs what woke it (fd callbacks, then the check phase, then timers and tasks;
+// RunFlag::ReturnOnWakeUp returns instead when a wakeUp() ended the wait).
 // Waiting uses a futex when no fd is registered (the fast path) or when the iteration excludes fds
 // (RunPhase), and epoll otherwise; see FastPathMode. Microtasks queued outside any callback (from
 // another thread, or by the loop thread between iterations) run at the checkpoint that starts the
@@ -67,6 +68,16 @@ inline constexpr unsigned Timers = 1u << 0;
 inline constexpr unsigned Fds = 1u << 1;
 inline constexpr unsigned All = Timers | Fds;
 } // namespace RunPhase
+
+// Modifiers of one runOnce(), or'ed into its `phases` argument; they are not phases.
+namespace RunFlag {
+// A wait that only wakeUp() ended (no fd callback ran, nothing else ended it first) returns at
+// once instead of running what follows a wait (the check phase, timers, tasks); whatever
+// arrived meanwhile runs at the start of the next runOnce(), which does not wait while it is
+// there. For a caller that has its own work to do on a wake-up and calls runOnce() again (Qt's
+// dispatcher sends the posted events a wakeUp() announced: they are delivered first).
+inline constexpr unsigned ReturnOnWakeUp = 1u << 8;
+} // namespace RunFlag
 
 using FdCallback = Function<void(int fd, unsigned events)>;
 
@@ -155,7 +166,8 @@ public:
     // A wakeUp() or stop() that arrived while nothing was waiting makes the next wait return at
     // once (as Qt's wakeUp does); a runOnce() outside any run() consumes a pending stop().
     // `phases` leaves timers and/or fds out of this iteration: excluded timers neither run nor
-    // end the wait, excluded fds are neither polled nor waited on.
+    // end the wait, excluded fds are neither polled nor waited on; it may add RunFlag bits.
+    // Other bits: InvalidArgument, and nothing runs.
     Result<std::size_t> runOnce(Duration timeout = kForever, unsigned phases = RunPhase::All);
     // [any thread] Makes the innermost run() return after its current iteration, and a waiting
     // runOnce() return promptly.
