@@ -59,11 +59,14 @@ private:
     void wakeSlow(std::uint64_t word) noexcept;
     bool writeEventFd() noexcept; // false when the wake-up could not be delivered
 
+    // One cache line: the loop writes sleepWord_ at every sleep anyway, and producers touch the
+    // others only to wake a sleeping loop, so epoch_ (loop thread only) shares it rather than
+    // costing a line of its own on the wake-up path.
     alignas(64) std::atomic<std::uint64_t> sleepWord_{0};
+    std::uint64_t epoch_ = 0; // loop thread only
     std::atomic<std::uint64_t> wokenEpoch_{0};
     std::atomic<std::uint32_t> futex_{0};
     std::atomic<std::uint64_t> syscalls_{0};
-    alignas(64) std::uint64_t epoch_ = 0; // loop thread only
     int eventFd_ = -1;
 };
 
