@@ -10,8 +10,8 @@
 // otherwise; a libloop child calls libloop::qt::install() before its QCoreApplication. A child
 // checks that it got the dispatcher it was asked for, measures one scenario, prints one line
 //   BENCHQT class=<dispatcher class> ops=<n> seconds=<s> allocs=<n> p50=<us> p99=<us>
-// and exits. The parent runs each cell --reps times (3; --quick: 1, tiny counts), takes the median
-// and prints one table with the ratios measured in this run.
+// and exits. The parent runs each cell --reps times (3; --quick: 1, tiny counts; latency cells
+// 3x that), takes the median and prints one table with the ratios measured in this run.
 //
 // Scenarios (throughput in operations per second unless noted):
 //   churn      QObject::startTimer(1 h, Precise) + killTimer pairs while N other 1 h timers are
@@ -812,7 +812,8 @@ void usage() {
                 "       bench_qt --child churn|pingpong|zerotimer|posted|wakeup|floor|postcost\n"
                 "                --dispatcher qt-glib|qt-unix|libloop|raw --param N [--quick]\n"
                 "  --quick          tiny counts, 1 run per cell (CTest bench_qt_smoke)\n"
-                "  --reps N         child runs per cell (default 3; the median is shown)\n"
+                "  --reps N         child runs per cell (default 3, latency cells 3x; the median\n"
+                "                   is shown)\n"
                 "  --filter SUBSTR  run only scenarios whose id contains SUBSTR\n"
                 "  --pin CPU        run every child on that CPU only (all its threads)\n"
                 "  --wakeup-cpu N   CPU of the wake-up and floor children (default: the last\n"
@@ -834,10 +835,11 @@ int parentMain(const ParentOptions& o) {
     std::printf("bench_qt (%s build, %s mode): Qt %s, %u hardware threads, load average %s\n",
                 BENCH_BUILD_TYPE, o.quick ? "quick" : "default", qVersion(),
                 std::thread::hardware_concurrency(), loadAverage(3).c_str());
-    std::printf("each cell: median of %d child process(es); measured windows end after %.2f s or "
+    std::printf("each cell: median of %d child process(es) (latency cells: %d); measured windows "
+                "end after %.2f s or "
                 "at the count (churn %llu pairs, ping-pong %llu trips, posted %llu events after "
                 "%llu warm-up, wake-up %d samples)\n\n",
-                o.reps, l.budgetSeconds, static_cast<unsigned long long>(l.churnPairs),
+                o.reps, 3 * o.reps, l.budgetSeconds, static_cast<unsigned long long>(l.churnPairs),
                 static_cast<unsigned long long>(l.pingTrips),
                 static_cast<unsigned long long>(l.postedEvents),
                 static_cast<unsigned long long>(l.postedWarm), l.latencySamples);
@@ -887,13 +889,24 @@ int parentMain(const ParentOptions& o) {
             Cell fc; // latency rows: the floor, a raw eventfd between the same two threads
             Cell pc[kNumDispatchers]; // latency rows: the same queued call without a wake-up
             // Interleave the dispatchers (and the floor) within each repetition: a burst of
-            // load from other builds then hits all of them rather than one.
-            for (int rep = 0; rep < o.reps; ++rep) {
-                for (int d = 0; d < kNumDispatchers; ++d)
-                    if (cells[d].error.empty())
+            // load from other builds then hits all of them rather than one. Each repetition
+            // starts one place further along, so no column always runs right after another
+            // (a child's start and exit disturb the next one's first milliseconds).
+            // Latency rows run 3x the repetitions: one run's p99 hinges on whether a burst of
+            // host noise (~15 us per wake-up for ~10 ms on these VMs) hit it, so the median
+            // needs more runs to settle (each run takes ~0.6 s).
+            const int reps = s.latency ? 3 * o.reps : o.reps;
+            const int members = kNumDispatchers + (s.latency ? 1 : 0); // + the floor
+            for (int rep = 0; rep < reps; ++rep) {
+                for (int k = 0; k < members; ++k) {
+                    const int d = (k + rep) % members;
+                    if (d == kNumDispatchers) {
+                        if (fc.error.empty())
+                            runCell("floor", "raw", 0, fc, rep);
+                    } else if (cells[d].error.empty()) {
                         runCell(s.id, kDispatchers[d], p, cells[d], rep);
-                if (s.latency && fc.error.empty())
-                    runCell("floor", "raw", 0, fc, rep);
+                    }
+                }
                 for (int d = 0; s.latency && d < kNumDispatchers; ++d)
                     if (pc[d].error.empty())
                         runCell("postcost", kDispatchers[d], p, pc[d], rep);
