@@ -873,11 +873,13 @@ int parentMain(const ParentOptions& o) {
                          disp.c_str(), param, rep + 1, r.error.c_str());
             return;
         }
-        std::fprintf(stderr, "  %-10s %-8s param %-7lld rep %d: %s (%llu ops in %.3f s)\n",
-                     scen.c_str(), disp.c_str(), param, rep + 1,
-                     r.r.p50 >= 0 ? (fmtValue(r.r.p50, true) + " p50").c_str()
-                                  : (fmtValue(r.rate(), false) + "/s").c_str(),
-                     static_cast<unsigned long long>(r.r.ops), r.r.seconds);
+        std::fprintf(
+            stderr, "  %-10s %-8s param %-7lld rep %d: %s (%llu ops in %.3f s)\n", scen.c_str(),
+            disp.c_str(), param, rep + 1,
+            r.r.p50 >= 0
+                ? (fmtValue(r.r.p50, true) + " p50, " + fmtValue(r.r.p99, true) + " p99").c_str()
+                : (fmtValue(r.rate(), false) + "/s").c_str(),
+            static_cast<unsigned long long>(r.r.ops), r.r.seconds);
         cell.runs.push_back(std::move(r));
     };
 
