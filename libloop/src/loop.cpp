@@ -652,8 +652,11 @@ struct Loop::Impl {
             } else {
                 epoll_event evs[kMaxEvents];
                 wake.beginSleep(Wakeup::Epoll);
+                // Polled even when work is pending (then without blocking): otherwise a thread
+                // that gets a wake-up before every wait (a stream of posts from another thread)
+                // would never look at its fds again.
                 const int count =
-                    workPending(now, phases) ? 0 : poller.wait(evs, kMaxEvents, waitNs);
+                    poller.wait(evs, kMaxEvents, workPending(now, phases) ? 0 : waitNs);
                 wake.endSleep();
                 setState(LoopState::Running);
                 markIdle(nowNs());

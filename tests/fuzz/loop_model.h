@@ -1011,9 +1011,10 @@ private:
             if (fast) {
                 if (!workPending(now, phases) && !manual)
                     throw Unsafe{}; // a futex wait nobody would end
-            } else if (!workPending(now, phases)) {
+            } else { // epoll is polled even when work is pending (then without blocking)
+                const bool pending = workPending(now, phases);
                 const std::vector<Batch> batch = scan();
-                if (batch.empty() && !manual)
+                if (batch.empty() && !pending && !manual)
                     throw Unsafe{}; // an epoll wait nothing would end
                 ran = dispatch(batch);
             }

@@ -59,6 +59,7 @@ private slots:
     void eventFdWriteErrorOnALoopIsRecoveredByTheNextNotify();
     void eventFdReadEintrIsRetried();
     void eventFdIsDrainedByOneRead();
+    void returnOnWakeUpLeavesWorkThatArrivedWithTheWake();
     void eventFdReadErrorLeavesItReadable();
 
     void ingressBlockFailureRefusesAndLosesNothing();
@@ -289,6 +290,38 @@ void TestFaults::eventFdIsDrainedByOneRead() {
     w.drainEventFd();
     QVERIFY(!readable(w.eventFd()));
     QCOMPARE(faults::triggered(Site::EventFdRead), std::uint64_t(0));
+}
+
+void TestFaults::returnOnWakeUpLeavesWorkThatArrivedWithTheWake() {
+    // The wakeUp()'s eventfd write fails, so the loop sleeps on with the wake-up pending; a
+    // submit then wakes it, and it finds both: with ReturnOnWakeUp that runOnce returns at once
+    // (without the flag it would run the task), and the next one runs the task without waiting.
+    SocketPair sp; // an idle fd: the loop waits in epoll on the eventfd
+    QVERIFY(sp.ok());
+    Loop loop;
+    QVERIFY(loop.registerFd(sp.a, FdEvent::Readable, [](int, unsigned) {}).ok());
+    std::atomic<int> ran{0};
+    std::atomic<bool> submitted{false};
+    std::thread producer = whenAsleep(loop, [&] {
+        faults::arm(Site::EventFdWrite, EIO);
+        loop.wakeUp();                                              // lost: the loop sleeps on
+        submitted = loop.submit([&ran] { ran.fetch_add(1); }).ok(); // wakes it
+    });
+    Watchdog dog(loop);
+    const unsigned phases = RunPhase::All | RunFlag::ReturnOnWakeUp;
+    const auto first = loop.runOnce(kForever, phases);
+    producer.join();
+    QVERIFY(first.ok());
+    QVERIFY(submitted.load());
+    QCOMPARE(faults::triggered(Site::EventFdWrite), std::uint64_t(1));
+    QCOMPARE(first.value(), std::size_t(0));
+    QCOMPARE(ran.load(), 0);
+    const auto second = loop.runOnce(kForever, phases); // the task is there: no wait
+    dog.dismiss();
+    QVERIFY(!dog.fired());
+    QVERIFY(second.ok());
+    QCOMPARE(second.value(), std::size_t(1));
+    QCOMPARE(ran.load(), 1);
 }
 
 void TestFaults::eventFdReadErrorLeavesItReadable() {

@@ -186,6 +186,8 @@ private slots:
     void returnOnWakeUpLeavesTheRestForTheNextRunOnce();
     void returnOnWakeUpStillRunsWhatElseEndedTheWait_data();
     void returnOnWakeUpStillRunsWhatElseEndedTheWait();
+    void pendingWakeUpDoesNotHideReadyFds_data();
+    void pendingWakeUpDoesNotHideReadyFds();
 };
 
 void TestPhases::phaseConstants() {
@@ -753,6 +755,41 @@ void TestPhases::returnOnWakeUpStillRunsWhatElseEndedTheWait() {
     QVERIFY(r.ok());
     QCOMPARE(r.value(), std::size_t(1));
     QCOMPARE(ran.load(), 1);
+}
+
+void TestPhases::pendingWakeUpDoesNotHideReadyFds_data() {
+    QTest::addColumn<unsigned>("flags");
+    QTest::newRow("plain") << 0u;
+    QTest::newRow("ReturnOnWakeUp") << RunFlag::ReturnOnWakeUp;
+}
+
+void TestPhases::pendingWakeUpDoesNotHideReadyFds() {
+    // A wake-up is pending before every wait (as for a thread that receives a stream of posts):
+    // the iteration still polls its fds, so a readable fd's callback runs in each such runOnce.
+    QFETCH(unsigned, flags);
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    Loop loop;
+    int calls = 0;
+    QVERIFY(loop.registerFd(sp.a, FdEvent::Readable,
+                            [&calls](int fd, unsigned) {
+                                char c;
+                                while (::read(fd, &c, 1) == 1) {
+                                }
+                                ++calls;
+                            })
+                .ok());
+    Watchdog wd(loop);
+    for (int round = 1; round <= 3; ++round) {
+        QVERIFY(writeByte(sp.b));
+        loop.wakeUp();
+        const auto r = loop.runOnce(kForever, RunPhase::All | flags);
+        QVERIFY(r.ok());
+        QCOMPARE(calls, round);
+        QCOMPARE(r.value(), std::size_t(1));
+    }
+    wd.dismiss();
+    QVERIFY(!wd.fired());
 }
 
 #include "tst_phases.moc"

@@ -416,6 +416,7 @@ private slots:
     void queuedCallFromThreadWakesExec_data();
     void queuedCallFromThreadWakesExec();
     void manyQueuedCallsInOrder();
+    void notifierNotStarvedByStreamOfQueuedCalls();
 
     // interrupt / exit
     void exitFromOtherThread_data();
@@ -1662,6 +1663,57 @@ void TstConformance::queuedCallFromThreadWakesExec() {
     }
     QVERIFY(rc != kTimedOut);
     QCOMPARE(ranOn, QThread::currentThread());
+}
+
+void TstConformance::notifierNotStarvedByStreamOfQueuedCalls() {
+    // Another thread keeps queued calls flowing (at most 32 in flight, so a wake-up is almost
+    // always pending when the main thread is about to wait) while a notifier's fd becomes
+    // readable: the notifier is still activated, because every pass polls the fds, whether or
+    // not a wake-up is pending (a dispatcher that skipped the poll whenever it had no reason to
+    // wait would starve every socket of a thread that receives a stream of signals). No timer
+    // runs on this thread meanwhile but the 10 s guard, so no timer pass polls the fds instead.
+    SocketPair sp;
+    QVERIFY(sp.ok());
+    QSocketNotifier n(sp.watched(), QSocketNotifier::Read);
+    QEventLoop loop;
+    int activated = 0;
+    connect(&n, &QSocketNotifier::activated, this, [&] {
+        drain(sp.watched());
+        ++activated;
+        loop.quit();
+    });
+    QObject receiver;
+    std::atomic<int> inFlight{0};
+    std::atomic<long> delivered{0};
+    std::atomic<bool> stop{false};
+    std::thread poster([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            if (inFlight.load(std::memory_order_acquire) >= 32) {
+                std::this_thread::yield();
+                continue;
+            }
+            inFlight.fetch_add(1, std::memory_order_acq_rel);
+            QMetaObject::invokeMethod(
+                &receiver,
+                [&] {
+                    // the first one delivered writes the byte: the stream is flowing by then
+                    if (delivered.fetch_add(1, std::memory_order_relaxed) == 0)
+                        writeByte(sp.peer());
+                    inFlight.fetch_sub(1, std::memory_order_acq_rel);
+                },
+                Qt::QueuedConnection);
+        }
+    });
+    const int rc = execWithTimeout(loop);
+    const long during = delivered.load();
+    stop = true;
+    poster.join();
+    QVERIFY2(rc != kTimedOut,
+             qPrintable(QStringLiteral("the notifier was not activated in %1 ms while %2 queued "
+                                       "calls were delivered")
+                            .arg(kLongMs)
+                            .arg(during)));
+    QCOMPARE(activated, 1);
 }
 
 void TstConformance::manyQueuedCallsInOrder() {

@@ -22,12 +22,13 @@
 // loop does not sleep while any are left).
 //
 // If an iteration found nothing to do it waits — up to the timeout and never past the next timer
-// deadline — then runs what woke it (fd callbacks, then the check phase, then timers and tasks;
-// RunFlag::ReturnOnWakeUp returns instead when a wakeUp() ended the wait).
-// Waiting uses a futex when no fd is registered (the fast path) or when the iteration excludes fds
-// (RunPhase), and epoll otherwise; see FastPathMode. Microtasks queued outside any callback (from
-// another thread, or by the loop thread between iterations) run at the checkpoint that starts the
-// next iteration.
+// deadline; with fds, the wait is an epoll poll even when work is already pending (then without
+// blocking), so a stream of wake-ups never hides ready fds — then runs what woke it (fd callbacks,
+// then the check phase, then timers and tasks; RunFlag::ReturnOnWakeUp returns instead when a
+// wakeUp() ended the wait). Waiting uses a futex when no fd is registered (the fast path) or when
+// the iteration excludes fds (RunPhase), and epoll otherwise; see FastPathMode. Microtasks queued
+// outside any callback (from another thread, or by the loop thread between iterations) run at the
+// checkpoint that starts the next iteration.
 #pragma once
 
 #include <libloop/manual_clock.h>
@@ -71,11 +72,11 @@ inline constexpr unsigned All = Timers | Fds;
 
 // Modifiers of one runOnce(), or'ed into its `phases` argument; they are not phases.
 namespace RunFlag {
-// A wait that only wakeUp() ended (no fd callback ran, nothing else ended it first) returns at
-// once instead of running what follows a wait (the check phase, timers, tasks); whatever
-// arrived meanwhile runs at the start of the next runOnce(), which does not wait while it is
-// there. For a caller that has its own work to do on a wake-up and calls runOnce() again (Qt's
-// dispatcher sends the posted events a wakeUp() announced: they are delivered first).
+// A wait ended with a wakeUp() pending (and no fd callback run by it) returns at once instead
+// of running what follows a wait (the check phase, timers, tasks), even if other work arrived
+// with the wake-up: that work runs at the start of the next runOnce(), which does not wait
+// while it is there. For a caller that has its own work to do on a wake-up and calls runOnce()
+// again (Qt's dispatcher sends the posted events a wakeUp() announced: they go first).
 inline constexpr unsigned ReturnOnWakeUp = 1u << 8;
 } // namespace RunFlag
 

@@ -3,9 +3,13 @@
 // processEvents() does what Qt's UNIX dispatcher does, in the same order: emit awake(), send the
 // posted events, then run one libloop iteration — due Qt timers (QTimerEvent), ready socket
 // notifiers (QEvent::SockAct) — waiting for more when WaitForMoreEvents allows it, with
-// aboutToBlock() before and awake() after the wait. Qt timers live on the loop's timer heap
-// (O(log n) register/unregister) and follow Qt's Precise / Coarse / VeryCoarse rules
-// (qttimerrules.h); socket notifiers are one epoll registration per fd.
+// aboutToBlock() before and awake() after the wait. One difference: when a wakeUp() (events
+// posted) ends the wait, the call sends those posted events at once, as the glib dispatcher's
+// post-event source does; a timer that became due during that wait fires at the start of the
+// next call (Qt's UNIX dispatcher fires it first and sends the events in the next call).
+// Notifiers whose fds the wait found ready are activated in the same call either way. Qt timers
+// live on the loop's timer heap (O(log n) register/unregister) and follow Qt's Precise / Coarse /
+// VeryCoarse rules (qttimerrules.h); socket notifiers are one epoll registration per fd.
 #pragma once
 
 #include <QtCore/qabstracteventdispatcher.h>
