@@ -18,7 +18,7 @@ bool install() {
                  main->eventDispatcher()->metaObject()->className());
         return false;
     }
-    QCoreApplication::setEventDispatcher(new LoopEventDispatcher);
+    QCoreApplication::setEventDispatcher(new LoopEventDispatcher(QStringLiteral("qt:main")));
     startProbeFromEnvironment(); // LIBLOOP_INSPECT=1
     return true;
 }
@@ -35,7 +35,9 @@ bool installOn(QThread* thread) {
                  thread->eventDispatcher()->metaObject()->className());
         return false;
     }
-    thread->setEventDispatcher(new LoopEventDispatcher);
+    const QString name = thread->objectName();
+    thread->setEventDispatcher(new LoopEventDispatcher(
+        QStringLiteral("qt:") + (name.isEmpty() ? QStringLiteral("thread") : name)));
     return true;
 }
 

@@ -61,11 +61,11 @@ struct LoopEventDispatcher::Private {
         }
     };
 
-    Private() : loop(options()) {}
+    explicit Private(const QString& name) : loop(options(name)) {}
 
-    static LoopOptions options() {
+    static LoopOptions options(const QString& name) {
         LoopOptions o;
-        o.name = "qt";
+        o.name = name.toStdString();
         return o;
     }
 
@@ -238,7 +238,10 @@ struct LoopEventDispatcher::Private {
 };
 
 LoopEventDispatcher::LoopEventDispatcher(QObject* parent)
-    : QAbstractEventDispatcher(parent), d(std::make_unique<Private>()) {}
+    : LoopEventDispatcher(QStringLiteral("qt"), parent) {}
+
+LoopEventDispatcher::LoopEventDispatcher(const QString& loopName, QObject* parent)
+    : QAbstractEventDispatcher(parent), d(std::make_unique<Private>(loopName)) {}
 
 LoopEventDispatcher::~LoopEventDispatcher() = default;
 

@@ -52,6 +52,9 @@ struct LoopGuiEventDispatcher::GuiPrivate {
 LoopGuiEventDispatcher::LoopGuiEventDispatcher(QObject* parent)
     : LoopEventDispatcher(parent), g(std::make_unique<GuiPrivate>()) {}
 
+LoopGuiEventDispatcher::LoopGuiEventDispatcher(const QString& loopName, QObject* parent)
+    : LoopEventDispatcher(loopName, parent), g(std::make_unique<GuiPrivate>()) {}
+
 LoopGuiEventDispatcher::~LoopGuiEventDispatcher() = default;
 
 bool LoopGuiEventDispatcher::processEvents(QEventLoop::ProcessEventsFlags flags) {
@@ -100,7 +103,7 @@ bool installGui() {
                  existing->metaObject()->className());
         return false;
     }
-    QCoreApplication::setEventDispatcher(new LoopGuiEventDispatcher);
+    QCoreApplication::setEventDispatcher(new LoopGuiEventDispatcher(QStringLiteral("qt:main")));
     return true;
 }
 

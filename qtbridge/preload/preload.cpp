@@ -99,7 +99,8 @@ void installForApplication(const char* kind, bool gui) {
         return;
     }
     QAbstractEventDispatcher* d =
-        gui ? new libloop::qt::LoopGuiEventDispatcher : new libloop::qt::LoopEventDispatcher;
+        gui ? new libloop::qt::LoopGuiEventDispatcher(QStringLiteral("qt:main"))
+            : new libloop::qt::LoopEventDispatcher(QStringLiteral("qt:main"));
     QCoreApplication::setEventDispatcher(d);
     ++appsReached;
     libloop::qt::startProbeFromEnvironment(); // LIBLOOP_INSPECT=1

@@ -14,6 +14,7 @@
 // EventNotifyCallback (QInternal, the hook QCoreApplication::notifyInternal2 runs before it
 // touches the receiver) swallows, and counts, timer and socket events sent to addresses marked
 // dead (DeadReceiverGuard).
+#include <libloop/loop.h>
 #include <libloop/qt/install.h>
 #include <libloop/qt/loopeventdispatcher.h>
 
@@ -48,6 +49,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -454,10 +456,34 @@ void TstConformance::dispatcherClass() {
     QCOMPARE(QThread::currentThread()->eventDispatcher(), d);
     const QByteArray cls = activeDispatcherClass();
     QVERIFY2(classMatchesVariant(cls), cls.constData());
-    if (isLibloop())
-        QVERIFY(qobject_cast<libloop::qt::LoopEventDispatcher*>(d));
-    else
+    if (isLibloop()) {
+        auto* ours = qobject_cast<libloop::qt::LoopEventDispatcher*>(d);
+        QVERIFY(ours);
+        QCOMPARE(ours->loop().name(), std::string("qt:main")); // install() names it
+        // installOn() names a thread's loop after the thread (the name the probe lists)
+        QThread named;
+        named.setObjectName(QStringLiteral("decoder"));
+        QVERIFY(libloop::qt::installOn(&named));
+        auto* namedOurs = qobject_cast<libloop::qt::LoopEventDispatcher*>(named.eventDispatcher());
+        QVERIFY(namedOurs);
+        QCOMPARE(namedOurs->loop().name(), std::string("qt:decoder"));
+        QThread unnamed;
+        QVERIFY(libloop::qt::installOn(&unnamed));
+        auto* unnamedOurs =
+            qobject_cast<libloop::qt::LoopEventDispatcher*>(unnamed.eventDispatcher());
+        QVERIFY(unnamedOurs);
+        QCOMPARE(unnamedOurs->loop().name(), std::string("qt:thread"));
+        // Qt deletes a thread's dispatcher when the thread finishes, not when a QThread that
+        // never ran is destroyed.
+        for (QThread* t : {&named, &unnamed}) {
+            t->start();
+            t->quit();
+            QVERIFY(t->wait(kLongMs));
+        }
+        QCOMPARE(libloop::qt::LoopEventDispatcher().loop().name(), std::string("qt"));
+    } else {
         QVERIFY(!qobject_cast<libloop::qt::LoopEventDispatcher*>(d));
+    }
 }
 
 // ---- aboutToBlock / awake (tst_QEventLoop::processEvents) ----

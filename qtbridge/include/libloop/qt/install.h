@@ -18,14 +18,16 @@ class QThread;
 
 namespace libloop::qt {
 
-// Installs a LoopEventDispatcher for the main thread. Must run before the QCoreApplication is
-// constructed (the application then owns it). Returns false, with a warning, when an
-// application object already exists or the main thread already has a dispatcher (which is
-// left in place).
+// Installs a LoopEventDispatcher (its loop named "qt:main") for the main thread. Must run before
+// the QCoreApplication is constructed (the application then owns it). Returns false, with a
+// warning, when an application object already exists or the main thread already has a dispatcher
+// (which is left in place).
 bool install();
 
-// Installs a LoopEventDispatcher on `thread`, which must not be running yet. Returns false, with
-// a warning, when it is running or already has a dispatcher of its own (which is left in place).
+// Installs a LoopEventDispatcher on `thread`, which must not be running yet. Its loop is named
+// "qt:" + the thread's objectName() at this call ("qt:thread" when it has none). Returns false,
+// with a warning, when it is running or already has a dispatcher of its own (which is left in
+// place).
 bool installOn(QThread* thread);
 
 } // namespace libloop::qt

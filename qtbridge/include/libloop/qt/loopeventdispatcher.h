@@ -25,7 +25,11 @@ namespace libloop::qt {
 class LoopEventDispatcher : public QAbstractEventDispatcher {
     Q_OBJECT
 public:
+    // The loop is named "qt" (Loop::name(), shown by the probe and the inspector).
     explicit LoopEventDispatcher(QObject* parent = nullptr);
+    // The loop is named `loopName`: install() names the main thread's "qt:main", installOn() a
+    // thread's "qt:" + its objectName() ("qt:thread" without one).
+    explicit LoopEventDispatcher(const QString& loopName, QObject* parent = nullptr);
     ~LoopEventDispatcher() override;
 
     // The loop this dispatcher runs. Its loop thread is the thread the dispatcher serves

@@ -20,7 +20,8 @@ namespace libloop::qt {
 class LoopGuiEventDispatcher : public LoopEventDispatcher {
     Q_OBJECT
 public:
-    explicit LoopGuiEventDispatcher(QObject* parent = nullptr);
+    explicit LoopGuiEventDispatcher(QObject* parent = nullptr); // its loop is named "qt"
+    explicit LoopGuiEventDispatcher(const QString& loopName, QObject* parent = nullptr);
     ~LoopGuiEventDispatcher() override;
 
     bool processEvents(QEventLoop::ProcessEventsFlags flags) override;
