@@ -293,7 +293,7 @@ struct Loop::Impl {
     // earlier; freeing it cannot leave it linked in an insert list.
     void drainRemoteTimers() {
         slab.flushLocalAtCap();
-        if (!slab.remotePendingRelaxed())
+        if (!slab.remotePending(std::memory_order_relaxed)) // a hint: see remotePending()
             return;
         const std::uint32_t cancels = slab.takeCancels();
         for (std::uint32_t s = slab.takeInserts(); s != TimerSlab::kNone;) {
@@ -624,16 +624,16 @@ struct Loop::Impl {
 
     // Sleeps until work arrives, the deadline `end` passes (INT64_MAX: none), or a wake-up.
     // Timer deadlines end the wait only when `phases` includes timers; without fds in `phases`
-    // the wait is on the futex, so fd readiness does not end it. Returns the fd callbacks it ran.
-    // `endedByWakeUp` is set when a wakeUp() alone ended it.
-    std::size_t waitForWork(std::int64_t end, unsigned phases, bool& endedByWakeUp) {
+    // the wait is on the futex, so fd readiness does not end it. Runs the fd callbacks that ended
+    // it. True when it ended on a pending wakeUp() (and no fd callback ran).
+    bool waitForWork(std::int64_t end, unsigned phases) {
         for (;;) {
             std::int64_t now = nowNs();
             std::int64_t until = end;
             if ((phases & RunPhase::Timers) && !heap.empty() && heap.top().deadline < until)
                 until = heap.top().deadline;
             if (until <= now)
-                return 0;
+                return false;
             // On a manual clock a deadline is not slept towards: poll, then jump to it.
             const bool manual = opts.clock && until != INT64_MAX;
             const std::int64_t waitNs = until == INT64_MAX ? -1 : manual ? 0 : until - now;
@@ -663,16 +663,14 @@ struct Loop::Impl {
                 ran = dispatchEvents(evs, count);
             }
             if (ran || closed)
-                return ran;
-            if (wakeRequested.exchange(false, std::memory_order_acq_rel)) {
-                endedByWakeUp = true;
-                return 0;
-            }
+                return false;
+            if (wakeRequested.exchange(false, std::memory_order_acq_rel))
+                return true;
             if (workPending(nowNs(), phases))
-                return 0;
+                return false;
             if (manual) {
                 opts.clock->advanceTo(fromNs(until));
-                return 0;
+                return false;
             }
         }
     }
@@ -703,8 +701,7 @@ struct Loop::Impl {
         ran += runImmediates();
         if (ran == 0 && timeoutNs != 0 && !closed) {
             const std::int64_t end = timeoutNs < 0 ? INT64_MAX : deadlineAfter(nowNs(), timeoutNs);
-            bool endedByWakeUp = false;
-            waitForWork(end, phases, endedByWakeUp); // runs the fd callbacks that ended the wait
+            const bool endedByWakeUp = waitForWork(end, phases);
             if (!closed && !(endedByWakeUp && (phases & RunFlag::ReturnOnWakeUp))) {
                 runImmediates(); // the check phase follows the I/O that ended the wait
                 now = nowNs();

@@ -117,16 +117,11 @@ public:
     void pushCancel(std::uint32_t slot) noexcept;
     std::uint32_t takeInserts() noexcept;
     std::uint32_t takeCancels() noexcept;
-    // [loop thread] A hint: a list pushed after it returned false is seen by the next check (its
-    // producer's notify() wakes the loop for it).
-    bool remotePendingRelaxed() const noexcept {
-        return inserts_.load(std::memory_order_relaxed) != kNone ||
-               cancels_.load(std::memory_order_relaxed) != kNone;
-    }
-    // [loop thread] seq_cst: part of the pre-sleep check.
-    bool remotePending() const noexcept {
-        return inserts_.load(std::memory_order_seq_cst) != kNone ||
-               cancels_.load(std::memory_order_seq_cst) != kNone;
+    // [loop thread] seq_cst (the default): part of the pre-sleep check. Relaxed: a hint; a list
+    // pushed after it answered false is seen by the next seq_cst check (its producer's notify()
+    // wakes the loop for it).
+    bool remotePending(std::memory_order order = std::memory_order_seq_cst) const noexcept {
+        return inserts_.load(order) != kNone || cancels_.load(order) != kNone;
     }
 
 private:

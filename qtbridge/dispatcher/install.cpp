@@ -18,7 +18,8 @@ bool install() {
                  main->eventDispatcher()->metaObject()->className());
         return false;
     }
-    QCoreApplication::setEventDispatcher(new LoopEventDispatcher(QStringLiteral("qt:main")));
+    QCoreApplication::setEventDispatcher(
+        new LoopEventDispatcher(LoopEventDispatcher::mainThreadLoopName()));
     startProbeFromEnvironment(); // LIBLOOP_INSPECT=1
     return true;
 }
@@ -35,9 +36,8 @@ bool installOn(QThread* thread) {
                  thread->eventDispatcher()->metaObject()->className());
         return false;
     }
-    const QString name = thread->objectName();
-    thread->setEventDispatcher(new LoopEventDispatcher(
-        QStringLiteral("qt:") + (name.isEmpty() ? QStringLiteral("thread") : name)));
+    thread->setEventDispatcher(
+        new LoopEventDispatcher(LoopEventDispatcher::threadLoopName(*thread)));
     return true;
 }
 

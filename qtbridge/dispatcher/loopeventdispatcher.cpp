@@ -245,6 +245,15 @@ LoopEventDispatcher::LoopEventDispatcher(const QString& loopName, QObject* paren
 
 LoopEventDispatcher::~LoopEventDispatcher() = default;
 
+QString LoopEventDispatcher::mainThreadLoopName() {
+    return QStringLiteral("qt:main");
+}
+
+QString LoopEventDispatcher::threadLoopName(const QThread& thread) {
+    const QString name = thread.objectName();
+    return QStringLiteral("qt:") + (name.isEmpty() ? QStringLiteral("thread") : name);
+}
+
 libloop::Loop& LoopEventDispatcher::loop() {
     return d->loop;
 }

@@ -103,7 +103,8 @@ bool installGui() {
                  existing->metaObject()->className());
         return false;
     }
-    QCoreApplication::setEventDispatcher(new LoopGuiEventDispatcher(QStringLiteral("qt:main")));
+    QCoreApplication::setEventDispatcher(
+        new LoopGuiEventDispatcher(LoopEventDispatcher::mainThreadLoopName()));
     return true;
 }
 

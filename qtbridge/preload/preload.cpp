@@ -98,9 +98,10 @@ void installForApplication(const char* kind, bool gui) {
                          own->metaObject()->className());
         return;
     }
+    using libloop::qt::LoopEventDispatcher;
+    const QString name = LoopEventDispatcher::mainThreadLoopName();
     QAbstractEventDispatcher* d =
-        gui ? new libloop::qt::LoopGuiEventDispatcher(QStringLiteral("qt:main"))
-            : new libloop::qt::LoopEventDispatcher(QStringLiteral("qt:main"));
+        gui ? new libloop::qt::LoopGuiEventDispatcher(name) : new LoopEventDispatcher(name);
     QCoreApplication::setEventDispatcher(d);
     ++appsReached;
     libloop::qt::startProbeFromEnvironment(); // LIBLOOP_INSPECT=1

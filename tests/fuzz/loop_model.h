@@ -996,7 +996,8 @@ private:
         return (phases & libloop::RunPhase::Timers) && h >= 0 && timers_[h].deadline <= now;
     }
 
-    std::size_t waitForWork(std::int64_t end, unsigned phases, bool& endedByWakeUp) {
+    // True when it ended on a pending wakeUp() (and no fd callback ran), as the loop's.
+    bool waitForWork(std::int64_t end, unsigned phases) {
         for (int guard = 0; guard < 8; ++guard) {
             const std::int64_t now = clock_;
             std::int64_t until = end;
@@ -1004,7 +1005,7 @@ private:
             if ((phases & libloop::RunPhase::Timers) && h >= 0 && timers_[h].deadline < until)
                 until = timers_[h].deadline;
             if (until <= now)
-                return 0;
+                return false;
             const bool manual = until != INT64_MAX; // a deadline: poll, then jump to it
             const bool fast = fastPath() || !(phases & libloop::RunPhase::Fds);
             std::size_t ran = 0;
@@ -1019,17 +1020,16 @@ private:
                 ran = dispatch(batch);
             }
             if (ran || closed_)
-                return ran;
+                return false;
             if (wakeReq_) {
                 wakeReq_ = false;
-                endedByWakeUp = true;
-                return ran;
+                return true;
             }
             if (workPending(clock_, phases))
-                return ran;
+                return false;
             if (manual) {
                 clock_ = std::max(clock_, until);
-                return 0;
+                return false;
             }
         }
         throw Unsafe{};
@@ -1051,8 +1051,7 @@ private:
         ran += runImmediates();
         if (ran == 0 && timeout != 0 && !closed_) {
             const std::int64_t end = timeout < 0 ? INT64_MAX : deadlineAfter(clock_, timeout);
-            bool endedByWakeUp = false;
-            waitForWork(end, phases, endedByWakeUp); // runs the fd callbacks that ended the wait
+            const bool endedByWakeUp = waitForWork(end, phases); // runs what ended the wait
             if (!closed_ && !(endedByWakeUp && (phases & libloop::RunFlag::ReturnOnWakeUp))) {
                 runImmediates();
                 now = clock_;

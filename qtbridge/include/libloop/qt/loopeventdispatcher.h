@@ -27,10 +27,15 @@ class LoopEventDispatcher : public QAbstractEventDispatcher {
 public:
     // The loop is named "qt" (Loop::name(), shown by the probe and the inspector).
     explicit LoopEventDispatcher(QObject* parent = nullptr);
-    // The loop is named `loopName`: install() names the main thread's "qt:main", installOn() a
-    // thread's "qt:" + its objectName() ("qt:thread" without one).
+    // The loop is named `loopName`: install(), installGui() and the preload use
+    // mainThreadLoopName(), installOn() threadLoopName(thread).
     explicit LoopEventDispatcher(const QString& loopName, QObject* parent = nullptr);
     ~LoopEventDispatcher() override;
+
+    // "qt:main".
+    static QString mainThreadLoopName();
+    // "qt:" + the thread's objectName() now, or "qt:thread" when it has none.
+    static QString threadLoopName(const QThread& thread);
 
     // The loop this dispatcher runs. Its loop thread is the thread the dispatcher serves
     // (bound in startingUp() and at the first processEvents()).
